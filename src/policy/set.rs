@@ -1,0 +1,5 @@
+//! (in progress)
+/// Set.
+pub struct PolicySet;
+/// Compiled.
+pub struct CompiledPolicy;

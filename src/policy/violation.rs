@@ -1,0 +1,192 @@
+//! What a rule found wrong: [`FieldPath`], [`Finding`] (from a check) and [`Violation`] (a
+//! finding stamped with its policy, rule, severity, controls and mode).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{Control, Mode, Severity};
+
+/// A JSON field path such as `spec.template.spec.containers[1].securityContext.privileged`.
+///
+/// Built only when something is wrong, so the happy path never allocates one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FieldPath(String);
+
+impl FieldPath {
+    /// A path starting at `root` (e.g. `spec` or `spec.template.spec`).
+    pub fn new(root: &str) -> Self {
+        let mut s = String::with_capacity(root.len() + 48);
+        s.push_str(root);
+        Self(s)
+    }
+
+    /// Appends `.name`.
+    #[must_use]
+    pub fn field(mut self, name: &str) -> Self {
+        if !self.0.is_empty() {
+            self.0.push('.');
+        }
+        self.0.push_str(name);
+        self
+    }
+
+    /// Appends `[i]`.
+    #[must_use]
+    pub fn index(mut self, i: usize) -> Self {
+        use fmt::Write as _;
+        let _ = write!(self.0, "[{i}]");
+        self
+    }
+
+    /// Appends `["key"]`, for map keys that may hold dots or slashes (annotations, sysctls).
+    #[must_use]
+    pub fn key(mut self, key: &str) -> Self {
+        self.0.push_str("[\"");
+        self.0.push_str(key);
+        self.0.push_str("\"]");
+        self
+    }
+
+    /// The rendered path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for FieldPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// One thing a rule found wrong with a subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Exact field that is wrong (or the closest parent when the field is missing).
+    pub path: FieldPath,
+    /// What is wrong, e.g. `privileged containers are not allowed`.
+    pub message: String,
+    /// How to fix it, e.g. `set it to false or remove it`. May be empty.
+    pub fix: Cow<'static, str>,
+}
+
+impl Finding {
+    /// A finding at `path`.
+    pub fn new(path: FieldPath, message: impl Into<String>, fix: impl Into<Cow<'static, str>>) -> Self {
+        Self { path, message: message.into(), fix: fix.into() }
+    }
+}
+
+/// A finding with everything a reader needs: which policy and rule, how severe, which
+/// compliance controls, and the mode that applies to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Policy name.
+    #[serde(serialize_with = "serialize_str")]
+    pub policy: Arc<str>,
+    /// Rule name inside the policy.
+    #[serde(serialize_with = "serialize_str")]
+    pub rule: Arc<str>,
+    /// The policy's severity.
+    pub severity: Severity,
+    /// The policy's compliance mapping.
+    #[serde(serialize_with = "serialize_controls")]
+    pub controls: Arc<[Control]>,
+    /// Effective mode. [`crate::policy::PolicySet::evaluate`] sets the policy's own mode (unset =
+    /// enforce); [`crate::admission`] lowers it to the namespace's mode.
+    pub mode: Mode,
+    /// The field that is wrong.
+    pub path: FieldPath,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub fix: Cow<'static, str>,
+}
+
+fn serialize_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn serialize_controls<S: serde::Serializer>(c: &Arc<[Control]>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(c.iter().map(|c| format!("{}:{}", c.framework, c.id)))
+}
+
+impl Violation {
+    /// `[policy/rule] field.path: what is wrong (how to fix)`: the line used in deny messages
+    /// and reports.
+    pub fn line(&self) -> String {
+        let mut s = String::with_capacity(
+            self.policy.len()
+                + self.rule.len()
+                + self.path.0.len()
+                + self.message.len()
+                + self.fix.len()
+                + 12,
+        );
+        self.write_line(&mut s);
+        s
+    }
+
+    /// Appends [`Violation::line`] to `out` without an intermediate allocation.
+    pub fn write_line(&self, out: &mut String) {
+        out.push('[');
+        out.push_str(&self.policy);
+        out.push('/');
+        out.push_str(&self.rule);
+        out.push_str("] ");
+        out.push_str(self.path.as_str());
+        out.push_str(": ");
+        out.push_str(&self.message);
+        if !self.fix.is_empty() {
+            out.push_str(" (");
+            out.push_str(&self.fix);
+            out.push(')');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_render_fields_indexes_and_keys() {
+        let p = FieldPath::new("spec.template.spec").field("containers").index(1).field("securityContext");
+        assert_eq!(p.as_str(), "spec.template.spec.containers[1].securityContext");
+        let a = FieldPath::new("metadata")
+            .field("annotations")
+            .key("container.apparmor.security.beta.kubernetes.io/app");
+        assert_eq!(
+            a.to_string(),
+            "metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/app\"]"
+        );
+    }
+
+    #[test]
+    fn line_has_policy_rule_path_message_and_fix() {
+        let v = Violation {
+            policy: "psb".into(),
+            rule: "pss".into(),
+            severity: Severity::High,
+            controls: Arc::from(vec![]),
+            mode: Mode::Enforce,
+            path: FieldPath::new("spec").field("hostPID"),
+            message: "host PID namespace is not allowed".into(),
+            fix: "remove hostPID or set it to false".into(),
+        };
+        assert_eq!(
+            v.line(),
+            "[psb/pss] spec.hostPID: host PID namespace is not allowed (remove hostPID or set it to false)"
+        );
+    }
+}
