@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod files;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
