@@ -207,8 +207,10 @@ fn yaml_error(doc: &Document<'_>, e: &serde_yaml_ng::Error, field: Option<String
     if let Some(i) = reason.find(" at line ") {
         reason.truncate(i);
     }
-    if let Some(f) = &field {
-        if let Some(rest) = reason.strip_prefix(&format!("{f}: ")) {
+    // serde_yaml_ng prefixes the path of the enclosing map ("spec.rules[0]: unknown field");
+    // the field we report already holds it.
+    if let (Some(f), Some((head, rest))) = (&field, reason.split_once(": ")) {
+        if f.starts_with(head) {
             reason = rest.to_owned();
         }
     }
@@ -274,7 +276,9 @@ mod tests {
     fn empty_rules_and_bad_names() {
         let e = &errors(&format!("{HEAD}  rules: []\n"))[0];
         assert_eq!((e.field.as_deref(), e.line), (Some("spec.rules"), Some(6)));
-        let e = errors("apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: Bad_Name}\nspec: {rules: []}\n");
+        let e = errors(
+            "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: Bad_Name}\nspec: {rules: []}\n",
+        );
         assert!(e.iter().any(|e| e.field.as_deref() == Some("metadata.name")), "{e:?}");
     }
 
@@ -284,7 +288,8 @@ mod tests {
         assert!(errors(&both)[0].reason.contains("not both"));
         let neither = format!("{HEAD}  rules:\n    - {{name: r}}\n");
         assert!(errors(&neither)[0].reason.contains("needs `check`"));
-        let twice = format!("{HEAD}  rules:\n    - {{name: r, cel: 'true'}}\n    - {{name: r, cel: 'true'}}\n");
+        let twice =
+            format!("{HEAD}  rules:\n    - {{name: r, cel: 'true'}}\n    - {{name: r, cel: 'true'}}\n");
         assert!(errors(&twice).iter().any(|e| e.reason.contains("used twice")));
     }
 
@@ -297,7 +302,9 @@ mod tests {
 
     #[test]
     fn bad_match_is_reported_under_spec_match() {
-        let e = &errors(&format!("{HEAD}  match: {{kinds: [Service]}}\n  rules: [{{name: r, cel: 'true'}}]\n"))[0];
+        let e =
+            &errors(&format!("{HEAD}  match: {{kinds: [Service]}}\n  rules: [{{name: r, cel: 'true'}}]\n"))
+                [0];
         assert_eq!(e.field.as_deref(), Some("spec.match.kinds[0]"));
     }
 }
