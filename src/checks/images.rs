@@ -196,7 +196,7 @@ impl DisallowLatestTag {
     }
 }
 
-const PIN_FIX: &str = "pin a version tag such as :1.4.2, or a digest (@sha256:…)";
+const PIN_FIX: &str = "pin a version tag such as :1.4.2 or a digest such as @sha256:…";
 
 impl Check for DisallowLatestTag {
     fn evaluate(&self, _ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>) {
@@ -251,7 +251,7 @@ impl Check for RequireImageDigest {
             out.push(Finding::new(
                 c.path(subject).field("image"),
                 message,
-                "reference the image as name@sha256:<digest> (the digest the registry reports for the tag)",
+                "reference the image as name@sha256:<digest>, the digest the registry reports for the tag",
             ));
         }
     }
