@@ -102,7 +102,10 @@ fn has_prefix(image: &str, r: &ImageRef<'_>, prefix: &str) -> bool {
         return false;
     }
     // The text after `registry/`: the whole reference when it names no registry.
-    let rest = if r.registry.is_some() { &image[registry.len() + 1..] } else { image };
+    let rest = match r.registry {
+        Some(host) => image.strip_prefix(host).and_then(|s| s.strip_prefix('/')).unwrap_or(image),
+        None => image,
+    };
     let library = if r.path.contains('/') { "" } else { "library/" };
     concat_starts_with(&[registry, "/", library, rest], prefix)
 }
