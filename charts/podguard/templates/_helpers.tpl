@@ -108,3 +108,12 @@ app.kubernetes.io/part-of: podguard
 {{- fail (printf "ports.webhook and ports.metrics are both %v: they must differ." .Values.ports.webhook) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Labels for the helm test resources: deliberately not matching the webhook pods' selector. */}}
+{{- define "podguard.testLabels" -}}
+helm.sh/chart: {{ include "podguard.chart" . }}
+app.kubernetes.io/name: {{ include "podguard.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: podguard
+{{- end -}}
