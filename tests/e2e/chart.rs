@@ -227,6 +227,7 @@ fn disruption_budget_keeps_one_replica(#[case] set: &[&str], #[case] min_availab
             let pdb: PodDisruptionBudget = rendered.typed("PodDisruptionBudget");
             let spec = pdb.spec.unwrap();
             assert_eq!(spec.min_available, Some(IntOrString::Int(n)));
+            assert_eq!(spec.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
             let selector = serde_json::to_value(spec.selector.unwrap().match_labels).unwrap();
             assert_eq!(selector, selector_labels());
         }
