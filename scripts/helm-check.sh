@@ -6,7 +6,8 @@
 #   4. values.schema.json refuses an unknown top-level key and a wrong type
 #   5. tests/e2e/chart.rs: every rendered object is valid for its k8s-openapi type, plus the
 #      chart's safety properties (webhook wiring, TLS, exemptions, RBAC, policy ConfigMaps)
-#   6. `podguard check` with the restricted policy passes on the rendered chart
+#   6. `podguard check` with the restricted policy finds nothing in the rendered chart (the
+#      hostNetwork variant: only its host networking)
 # Env: PODGUARD_BIN (default target/debug/podguard, built by step 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,24 +66,41 @@ grep -Eq '^running [1-9][0-9]* tests?$' "$out/cargo-test.log" \
 step "the chart's pods pass podguard's pod-security-restricted policy"
 bin=${PODGUARD_BIN:-target/debug/podguard}
 [ -x "$bin" ] || fail "no podguard binary at $bin (run cargo build, or set PODGUARD_BIN)"
-if ! "$bin" check --help 2>/dev/null | grep -q -- '--policies'; then
-  # Temporary: the CLI is being written. Remove this branch once `podguard check` exists.
-  echo "SKIPPED: $bin does not support \`check --policies\` yet"
-else
-  for variant in "${variants[@]}"; do
+# findings REPORT [PATH]: prints the violations in a `check --format json` report (all of them,
+# whatever their mode: pod-security-restricted itself is a warn-mode policy, so the exit code
+# alone would not see them), or only those at PATH; fails if no Deployment was evaluated.
+findings() {
+  python3 - "$@" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+at = sys.argv[2] if len(sys.argv) > 2 else None
+evaluated = [r for r in report["results"] if r["kind"] == "Deployment" and not r["skipped"]]
+if not evaluated:
+    sys.exit("podguard check evaluated no Deployment in " + sys.argv[1])
+for r in report["results"]:
+    for v in r.get("violations", []):
+        if at is None or v["path"] == at:
+            print(f'{r["kind"]}/{r["name"]}: {v["mode"]} [{v["policy"]}/{v["rule"]}] {v["path"]}: {v["message"]}')
+PY
+}
+restricted=policies/pod-security-restricted.yaml
+for variant in "${variants[@]}"; do
+  report="$out/$variant.check.json"
+  rc=0
+  "$bin" check --format json --policies "$restricted" "$out/$variant.yaml" >"$report" || rc=$?
+  [ "$rc" -le 1 ] || fail "podguard check exited $rc on the $variant variant"
+  found=$(findings "$report" 2>&1) || fail "$found"
+  if [ "$variant" = host-network ]; then
     # Host networking is what that variant is for; it breaks Pod Security baseline by design
-    # (its namespace is exempt), so the restricted policy must refuse it.
-    if [ "$variant" = host-network ]; then
-      rc=0
-      "$bin" check --policies policies/pod-security-restricted.yaml "$out/$variant.yaml" >"$out/check.log" 2>&1 || rc=$?
-      [ "$rc" -eq 1 ] || { cat "$out/check.log" >&2; fail "podguard check exited $rc on the hostNetwork variant; expected 1 (violations)"; }
-      echo "host-network: violations reported, as expected"
-      continue
-    fi
-    "$bin" check --policies policies/pod-security-restricted.yaml "$out/$variant.yaml" \
-      || fail "podguard check found violations in the chart rendered with $variant values"
-    echo "$variant: passes pod-security-restricted"
-  done
-fi
+    # (the release namespace is exempt), and it must be the only finding.
+    hostnet=$(findings "$report" spec.template.spec.hostNetwork)
+    [ -n "$hostnet" ] || fail "podguard check did not report host networking in the host-network variant"
+    [ "$found" = "$hostnet" ] || fail "host-network variant: findings besides hostNetwork:"$'\n'"$found"
+    echo "$variant: only hostNetwork reported, as expected"
+    continue
+  fi
+  [ -z "$found" ] || fail "the chart rendered with $variant values breaks pod-security-restricted:"$'\n'"$found"
+  echo "$variant: passes pod-security-restricted"
+done
 
 printf '\nhelm-check: all checks passed\n'

@@ -1,3 +1,4 @@
 //! End-to-end tests in one binary: the real CLI and the real HTTPS server.
 
+mod chart;
 mod check;

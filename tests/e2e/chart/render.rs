@@ -4,10 +4,11 @@
 //! know (a typo, or a field at the wrong level) fails the round trip, because k8s-openapi drops
 //! unknown fields where the API server would reject or silently ignore them.
 //!
-//! helm comes from `$HELM`, else `PATH`, else the cache `scripts/tools.sh` fills.
+//! helm comes from `$HELM`, else `PATH`, else the cache `scripts/tools.sh` fills (see [`helm`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -34,22 +35,30 @@ pub fn chart_dir() -> PathBuf {
     repo().join("charts/podguard")
 }
 
-/// The helm binary.
+/// The helm binary: `$HELM`, else `helm` on `PATH`, else the one `scripts/tools.sh` caches
+/// (installing it there on first use, as CI does).
 pub fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("HELM") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("helm"))
-        .find(|candidate| candidate.is_file());
-    let cached = std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".cache/podguard-tools/bin/helm"))
-        .filter(|candidate| candidate.is_file());
-    on_path.or(cached).unwrap_or_else(|| {
-        panic!("helm not found: set HELM, put helm on PATH, or run `scripts/tools.sh` once to cache it")
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Some(path) = std::env::var_os("HELM") {
+            return PathBuf::from(path);
+        }
+        let on_path = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+            .map(|dir| dir.join("helm"))
+            .find(|candidate| candidate.is_file());
+        on_path.unwrap_or_else(|| {
+            let output = Command::new("bash").arg(repo().join("scripts/tools.sh")).output().unwrap();
+            assert!(
+                output.status.success(),
+                "helm not found and scripts/tools.sh could not install it:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            PathBuf::from(String::from_utf8(output.stdout).unwrap().trim()).join("helm")
+        })
     })
+    .clone()
 }
 
 /// The objects `helm template` rendered, in order.
