@@ -1,0 +1,244 @@
+//! What `podguard serve` reads from the cluster, started with one call: policy ConfigMaps (into the
+//! [`Store`]) and the namespace cache, plus the readiness they share and the backoff and logging
+//! of their watches.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::runtime::events::Reporter;
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Store;
+use super::configmaps::{DEFAULT_NAMESPACE, DEFAULT_SELECTOR, LoadErrorHook, run_configmaps};
+use super::events::PolicyEvents;
+use super::namespaces::{NamespaceCache, run_namespaces};
+
+/// Where the policy ConfigMaps are (`--policy-namespace`, `--policy-selector`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigMapOptions {
+    /// The policy namespace.
+    pub namespace: String,
+    /// Label selector of policy ConfigMaps, in `kubectl -l` syntax.
+    pub selector: String,
+}
+
+impl Default for ConfigMapOptions {
+    /// The namespace podguard runs in (`$POD_NAMESPACE`), else `podguard-system`; the selector
+    /// `podguard.dev/policy=true`.
+    fn default() -> Self {
+        Self { namespace: default_policy_namespace(), selector: DEFAULT_SELECTOR.to_owned() }
+    }
+}
+
+/// `$POD_NAMESPACE` (set from the downward API by the Helm chart), else `podguard-system`.
+pub fn default_policy_namespace() -> String {
+    std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+}
+
+/// Whether the first complete lists (policy ConfigMaps, Namespaces) are done; `/readyz` waits for
+/// it. Cheap to clone and to check.
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    parts: Vec<watch::Receiver<bool>>,
+}
+
+impl Readiness {
+    /// Ready once every part is: a new sender per part, and the readiness over them all.
+    pub fn new(parts: usize) -> (Vec<watch::Sender<bool>>, Self) {
+        let (senders, parts) = (0..parts).map(|_| watch::channel(false)).unzip();
+        (senders, Self { parts })
+    }
+
+    /// Whether every first list has completed. Stays true through later outages: the data in
+    /// force is still served.
+    pub fn is_ready(&self) -> bool {
+        self.parts.iter().all(|r| *r.borrow())
+    }
+
+    /// Waits until ready. False if a watch task ended before it got there.
+    pub async fn wait(&self) -> bool {
+        for part in &self.parts {
+            if part.clone().wait_for(|ready| *ready).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The running cluster watches. Dropping it stops them.
+#[derive(Debug)]
+pub struct ClusterSources {
+    namespaces: NamespaceCache,
+    readiness: Readiness,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ClusterSources {
+    /// The namespace cache, for namespace labels per request.
+    pub fn namespaces(&self) -> &NamespaceCache {
+        &self.namespaces
+    }
+
+    /// Readiness of the first lists.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+}
+
+impl Drop for ClusterSources {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the namespace cache and, when `configmaps` is given, the policy ConfigMap watch feeding
+/// `store` (each refused ConfigMap is told to `hook`, and recorded as an Event on it). Returns at
+/// once; the watches run in background tasks until the result is dropped.
+pub async fn start(
+    client: kube::Client,
+    configmaps: Option<ConfigMapOptions>,
+    store: Arc<Store>,
+    hook: Arc<dyn LoadErrorHook>,
+) -> ClusterSources {
+    let parts = if configmaps.is_some() { 2 } else { 1 };
+    let (mut senders, readiness) = Readiness::new(parts);
+    let mut tasks = Vec::new();
+    let (namespaces, writer) = super::namespaces::cache();
+    if let Some(ns_ready) = senders.pop() {
+        tasks.push(tokio::spawn(run_namespaces(client.clone(), writer, ns_ready)));
+    }
+    if let (Some(opts), Some(cm_ready)) = (configmaps, senders.pop()) {
+        let (events, events_task) = PolicyEvents::spawn(client.clone(), reporter());
+        tasks.push(events_task);
+        tasks.push(tokio::spawn(run_configmaps(
+            client,
+            opts.namespace,
+            opts.selector,
+            store,
+            events,
+            hook,
+            cm_ready,
+        )));
+    }
+    ClusterSources { namespaces, readiness, tasks }
+}
+
+/// Events name podguard as the controller and the pod (`$POD_NAME`, else the host name) as the
+/// instance, so with several replicas one can tell whose Event it is.
+fn reporter() -> Reporter {
+    let mut reporter = Reporter::from("podguard");
+    if let Some(pod) = std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()) {
+        reporter.instance = Some(pod);
+    }
+    reporter
+}
+
+/// Logs a watch error once, at a level that matches what it means.
+pub(crate) fn log_watch_error(what: &str, e: &watcher::Error) {
+    match e {
+        watcher::Error::WatchError(status) if status.code == 410 => {
+            tracing::info!(watch = what, "watch expired (410 Gone); listing again");
+        }
+        _ => tracing::warn!(
+            watch = what,
+            error = %e,
+            cause = ?std::error::Error::source(e).map(ToString::to_string),
+            "cannot reach the API server; serving what is in force and retrying with backoff"
+        ),
+    }
+}
+
+/// Retry delays for the watches: 200 ms doubling to 30 s, plus up to a quarter of jitter; back to
+/// 200 ms after 60 s without errors. Unlike a plain exponential backoff, a successful step does
+/// not reset it: the watcher reports a success before every list attempt, and a down API server
+/// must still see growing delays.
+#[derive(Debug)]
+pub(crate) struct ApiBackoff {
+    next: Duration,
+    last_error: Option<Instant>,
+    random: RandomState,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_QUIET: Duration = Duration::from_secs(60);
+
+impl Default for ApiBackoff {
+    fn default() -> Self {
+        Self { next: BACKOFF_MIN, last_error: None, random: RandomState::new() }
+    }
+}
+
+impl Iterator for ApiBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        if self.last_error.is_some_and(|t| now.duration_since(t) > BACKOFF_QUIET) {
+            self.next = BACKOFF_MIN;
+        }
+        self.last_error = Some(now);
+        let delay = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let jitter = self.random.hash_one(now) % (delay.as_millis() as u64 / 4 + 1);
+        Some(delay + Duration::from_millis(jitter))
+    }
+}
+
+impl Backoff for ApiBackoff {
+    fn reset(&mut self) {
+        // Deliberately only after a quiet spell (see the type's doc); `next` checks it.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_ignores_resets() {
+        let mut b = ApiBackoff::default();
+        let first = b.next().unwrap();
+        assert!(first >= BACKOFF_MIN && first <= BACKOFF_MIN * 5 / 4, "{first:?}");
+        b.reset();
+        let second = b.next().unwrap();
+        assert!(second >= BACKOFF_MIN * 2, "{second:?}");
+        let last = (0..20).map(|_| b.next().unwrap()).last().unwrap();
+        assert!(last >= BACKOFF_MAX && last <= BACKOFF_MAX * 5 / 4, "{last:?}");
+    }
+
+    #[test]
+    fn backoff_starts_over_after_a_quiet_spell() {
+        let mut b = ApiBackoff::default();
+        b.next();
+        b.next();
+        b.last_error = Instant::now().checked_sub(BACKOFF_QUIET * 2);
+        assert!(b.next().unwrap() <= BACKOFF_MIN * 5 / 4);
+    }
+
+    #[tokio::test]
+    async fn readiness_needs_every_part() {
+        let (senders, ready) = Readiness::new(2);
+        assert!(!ready.is_ready());
+        senders[0].send_replace(true);
+        assert!(!ready.is_ready());
+        senders[1].send_replace(true);
+        assert!(ready.is_ready());
+        assert!(ready.wait().await);
+    }
+
+    #[tokio::test]
+    async fn readiness_wait_ends_when_a_task_ends() {
+        let (senders, ready) = Readiness::new(1);
+        drop(senders);
+        assert!(!ready.wait().await);
+    }
+}
