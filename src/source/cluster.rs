@@ -241,4 +241,231 @@ mod tests {
         drop(senders);
         assert!(!ready.wait().await);
     }
+
+    /// The watch path end to end, through kube-rs's client, watcher, reflector and event
+    /// recorder, against the scripted API server.
+    mod watch {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::ResourceExt;
+        use serde_json::Value;
+
+        use super::*;
+        use crate::policy::LoadError;
+        use crate::source::SourceKey;
+        use crate::source::configmaps::tests::fixture;
+        use crate::source::mock_api::MockApi;
+        use crate::source::namespaces::labels;
+
+        const NS: &str = "podguard-system";
+        /// What the issue promises for a ConfigMap change.
+        const RELOAD: Duration = Duration::from_secs(2);
+        /// Generous bound for steps that involve backoff.
+        const RECOVER: Duration = Duration::from_secs(5);
+
+        async fn eventually<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+            let deadline = Instant::now() + within;
+            loop {
+                if let Some(v) = probe() {
+                    return v;
+                }
+                assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+
+        fn names(store: &Store) -> Vec<String> {
+            let mut v: Vec<String> = store.current().policies().iter().map(|p| p.name.to_string()).collect();
+            v.sort();
+            v
+        }
+
+        const TEAM_A: [&str; 3] = ["allowed-registries", "no-default-namespace", "no-latest-tag"];
+
+        struct Running {
+            mock: MockApi,
+            store: Arc<Store>,
+            sources: ClusterSources,
+            load_errors: Arc<AtomicUsize>,
+        }
+
+        /// A mock holding `configmaps`, and podguard's watches started against it and listed.
+        async fn running(configmaps: &[ConfigMap]) -> Running {
+            let mock = MockApi::start().await;
+            mock.put_namespace(NS, &[]);
+            mock.put_namespace("prod", &[("podguard.dev/mode", "warn")]);
+            for cm in configmaps {
+                mock.put_configmap(cm);
+            }
+            let store = Arc::new(Store::new());
+            let load_errors = Arc::new(AtomicUsize::new(0));
+            let counter = load_errors.clone();
+            let hook = Arc::new(move |_: &SourceKey, _: &[LoadError]| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            let opts = ConfigMapOptions { namespace: NS.into(), selector: "podguard.dev/policy=true".into() };
+            let sources = start(mock.client(), Some(opts), store.clone(), hook).await;
+            let ready = tokio::time::timeout(RELOAD, sources.readiness().wait()).await;
+            assert_eq!(ready, Ok(true), "first lists not complete");
+            Running { mock, store, sources, load_errors }
+        }
+
+        fn event<'a>(events: &'a [Value], reason: &str) -> Option<&'a Value> {
+            events.iter().rev().find(|e| e["reason"] == reason)
+        }
+
+        #[tokio::test]
+        async fn configmap_changes_reach_the_policy_set_with_events() {
+            let mut unlabelled = fixture("team-b-duplicate.yaml");
+            unlabelled.metadata.name = Some("not-a-policy".into());
+            unlabelled.labels_mut().clear();
+            let r = running(&[fixture("team-a.yaml"), unlabelled]).await;
+            // Listed before ready; the unlabelled ConfigMap is not read.
+            assert_eq!(names(&r.store), TEAM_A);
+            assert!(
+                r.mock
+                    .requests()
+                    .iter()
+                    .any(|q| q.starts_with(&format!("GET /api/v1/namespaces/{NS}/configmaps?"))
+                        && q.contains("labelSelector=podguard.dev/policy=true")),
+                "{:?}",
+                r.mock.requests()
+            );
+
+            // Add.
+            r.mock.put_configmap(&fixture("team-b-duplicate.yaml"));
+            eventually("team-b added", RELOAD, || {
+                names(&r.store).contains(&"read-only-root".into()).then_some(())
+            })
+            .await;
+            // Its duplicate of team-a's policy is ignored, and said so on team-b.
+            let ignored = eventually("duplicate reported", RELOAD, || {
+                event(&r.mock.events(), "PolicyInvalid").cloned()
+            })
+            .await;
+            assert_eq!(ignored["regarding"]["name"], "team-b");
+            assert!(
+                ignored["note"].as_str().unwrap().contains("`no-default-namespace` is already defined"),
+                "{ignored}"
+            );
+            r.mock.delete_configmap(NS, "team-b");
+            eventually("team-b deleted", RELOAD, || (names(&r.store) == TEAM_A).then_some(())).await;
+
+            // Modify to bad: refused, the previous version stays, a Warning Event names the place.
+            r.mock.put_configmap(&fixture("team-a-bad-policy.yaml"));
+            eventually("refusal", RELOAD, || (!r.store.errors().is_empty()).then_some(())).await;
+            assert_eq!(names(&r.store), TEAM_A);
+            let warning = eventually("PolicyInvalid on team-a", RELOAD, || {
+                event(&r.mock.events(), "PolicyInvalid")
+                    .filter(|e| e["regarding"]["name"] == "team-a")
+                    .cloned()
+            })
+            .await;
+            assert_eq!(warning["type"], "Warning");
+            assert_eq!(warning["regarding"]["kind"], "ConfigMap");
+            assert_eq!(warning["regarding"]["namespace"], NS);
+            assert_eq!(warning["reportingController"], "podguard");
+            assert_eq!(warning["metadata"]["namespace"], NS);
+            let note = warning["note"].as_str().unwrap();
+            assert!(
+                note.contains(
+                    "namespaces.yaml:17: document[1]: spec.rules[0].check: unknown check `requireProbez`"
+                ),
+                "{note}"
+            );
+            assert_eq!(r.load_errors.load(Ordering::SeqCst), 1);
+
+            // Fix: in force again, and a Normal Event says so.
+            r.mock.put_configmap(&fixture("team-a.yaml"));
+            let loaded =
+                eventually("PolicyLoaded", RELOAD, || event(&r.mock.events(), "PolicyLoaded").cloned()).await;
+            assert_eq!(loaded["type"], "Normal");
+            assert_eq!(loaded["note"], "loaded 3 policies");
+            assert!(r.store.errors().is_empty());
+
+            // Delete.
+            r.mock.delete_configmap(NS, "team-a");
+            eventually("team-a deleted", RELOAD, || r.store.current().is_empty().then_some(())).await;
+            assert_eq!(r.load_errors.load(Ordering::SeqCst), 1);
+        }
+
+        #[tokio::test]
+        async fn relabelled_configmap_leaves_the_set() {
+            let r = running(&[fixture("team-a.yaml")]).await;
+            let mut cm = fixture("team-a.yaml");
+            cm.labels_mut().insert("podguard.dev/policy".into(), "false".into());
+            r.mock.put_configmap(&cm);
+            eventually("team-a unselected", RELOAD, || r.store.current().is_empty().then_some(())).await;
+        }
+
+        #[tokio::test]
+        async fn namespace_labels_follow_the_cluster() {
+            let r = running(&[]).await;
+            let cache = r.sources.namespaces();
+            let prod = cache.get("prod").unwrap();
+            assert_eq!(labels(&prod).unwrap()["podguard.dev/mode"], "warn");
+            assert!(prod.metadata.managed_fields.as_ref().is_none_or(Vec::is_empty), "managed fields kept");
+            r.mock.put_namespace("prod", &[("podguard.dev/mode", "audit")]);
+            r.mock.put_namespace("new", &[("tier", "prod")]);
+            eventually("labels updated", RELOAD, || {
+                let prod = cache.get("prod")?;
+                (labels(&prod)?["podguard.dev/mode"] == "audit" && cache.get("new").is_some()).then_some(())
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn gone_relists_and_catches_up() {
+            let r = running(&[fixture("team-a.yaml"), fixture("team-b-duplicate.yaml")]).await;
+            let lists = |r: &Running| {
+                r.mock
+                    .requests()
+                    .iter()
+                    .filter(|q| q.contains("/configmaps?") && !q.contains("watch="))
+                    .count()
+            };
+            assert_eq!(lists(&r), 1);
+            let mut smaller = fixture("team-a.yaml");
+            smaller.data.as_mut().unwrap().remove("images.yml");
+            // Changes no watch sees, then 410 Gone: only the relist can tell.
+            r.mock.expire(|quiet| {
+                quiet.delete_configmap(NS, "team-b");
+                quiet.put_configmap(&smaller);
+            });
+            eventually("relist caught up", RECOVER, || {
+                (names(&r.store) == ["no-default-namespace"]).then_some(())
+            })
+            .await;
+            assert_eq!(lists(&r), 2);
+            // And the new watch works.
+            r.mock.put_configmap(&fixture("team-a.yaml"));
+            eventually("watch after relist", RELOAD, || (names(&r.store) == TEAM_A).then_some(())).await;
+        }
+
+        #[tokio::test]
+        async fn outage_keeps_the_set_in_force_and_reconnects() {
+            let r = running(&[fixture("team-a.yaml")]).await;
+            r.mock.set_down(true);
+            // The watch retries (and fails) meanwhile; nothing in force changes.
+            eventually("retries while down", RECOVER, || {
+                (r.mock
+                    .requests()
+                    .iter()
+                    .filter(|q| q.contains("/configmaps?") && q.contains("watch="))
+                    .count()
+                    >= 2)
+                    .then_some(())
+            })
+            .await;
+            assert_eq!(names(&r.store), TEAM_A);
+            assert!(r.sources.readiness().is_ready());
+            assert!(r.sources.namespaces().get("prod").is_some());
+            // A change made while podguard could not see it arrives once the server is back.
+            r.mock.delete_configmap(NS, "team-a");
+            r.mock.set_down(false);
+            eventually("caught up after the outage", RECOVER, || r.store.current().is_empty().then_some(()))
+                .await;
+        }
+    }
 }
