@@ -267,3 +267,193 @@ pub fn evaluate(
         namespace_mode: ns_mode,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{labels, pod, privileged_policy, request, set};
+    use rstest::rstest;
+
+    #[test]
+    fn compliant_pod_is_allowed_without_findings() {
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, pod(&[false])),
+            None,
+        );
+        assert!(d.allowed);
+        assert_eq!(d.outcome, Outcome::Evaluated);
+        assert!(d.violations.is_empty());
+    }
+
+    #[test]
+    fn enforce_violations_deny_with_one_line_each() {
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, pod(&[true, false, true])),
+            None,
+        );
+        assert!(!d.allowed);
+        let r = d.response("uid-1");
+        let status = r.status.unwrap();
+        assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            status.message,
+            "[p/privileged] spec.containers[0].securityContext.privileged: container \"c0\" is privileged (set it to false)\n\
+             [p/privileged] spec.containers[2].securityContext.privileged: container \"c2\" is privileged (set it to false)"
+        );
+    }
+
+    #[rstest]
+    #[case::policy_warn(Some(Mode::Warn), Mode::Enforce, None, Mode::Warn)]
+    #[case::policy_audit(Some(Mode::Audit), Mode::Enforce, None, Mode::Audit)]
+    #[case::cluster_warn(None, Mode::Warn, None, Mode::Warn)]
+    #[case::namespace_audit(None, Mode::Enforce, Some("audit"), Mode::Audit)]
+    #[case::namespace_cannot_raise(Some(Mode::Warn), Mode::Enforce, Some("enforce"), Mode::Warn)]
+    #[case::namespace_overrides_cluster(None, Mode::Warn, Some("enforce"), Mode::Enforce)]
+    #[case::bad_label_is_cluster_default(None, Mode::Warn, Some("strict"), Mode::Warn)]
+    fn effective_mode_is_the_weaker(
+        #[case] policy: Option<Mode>,
+        #[case] cluster: Mode,
+        #[case] ns_label: Option<&str>,
+        #[case] expected: Mode,
+    ) {
+        let settings = Settings { default_mode: cluster, ..Settings::default() };
+        let ns = ns_label.map(|m| labels(&[(MODE_LABEL, m)]));
+        let d = evaluate(
+            &set(vec![privileged_policy("p", policy)]),
+            &settings,
+            &request("", "Pod", Operation::Create, pod(&[true])),
+            ns.as_ref(),
+        );
+        assert_eq!(d.violations[0].mode, expected);
+        assert_eq!(d.allowed, expected != Mode::Enforce);
+    }
+
+    #[test]
+    fn namespace_label_ignored_when_turned_off() {
+        let settings = Settings { namespace_mode_label: false, ..Settings::default() };
+        let ns = labels(&[(MODE_LABEL, "audit")]);
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &settings,
+            &request("", "Pod", Operation::Create, pod(&[true])),
+            Some(&ns),
+        );
+        assert!(!d.allowed);
+    }
+
+    #[test]
+    fn warnings_and_audit_annotations() {
+        let s =
+            set(vec![privileged_policy("w", Some(Mode::Warn)), privileged_policy("a", Some(Mode::Audit))]);
+        let r =
+            evaluate(&s, &Settings::default(), &request("", "Pod", Operation::Create, pod(&[true])), None)
+                .response("u");
+        assert!(r.allowed && r.status.is_none());
+        assert_eq!(
+            r.warnings,
+            [
+                "[w/privileged] spec.containers[0].securityContext.privileged: container \"c0\" is privileged (set it to false)"
+            ]
+        );
+        let audit: serde_json::Value = serde_json::from_str(&r.audit_annotations["violations"]).unwrap();
+        assert_eq!(
+            audit,
+            serde_json::json!([{"policy":"a","rule":"privileged","path":"spec.containers[0].securityContext.privileged","message":"container \"c0\" is privileged"}])
+        );
+    }
+
+    #[test]
+    fn deployment_paths_sit_under_the_template() {
+        let dep = serde_json::json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+            "spec":{"selector":{},"template":{"spec": pod(&[true])["spec"]}}});
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("apps", "Deployment", Operation::Create, dep),
+            None,
+        );
+        assert_eq!(
+            d.violations[0].path.as_str(),
+            "spec.template.spec.containers[0].securityContext.privileged"
+        );
+    }
+
+    #[rstest]
+    #[case::namespace(Exemptions { namespaces: ["team-a".to_owned()].into(), ..Default::default() })]
+    #[case::user(Exemptions { usernames: ["alice".to_owned()].into(), ..Default::default() })]
+    #[case::runtime_class(Exemptions { runtime_classes: ["kata".to_owned()].into(), ..Default::default() })]
+    fn exemptions_skip_evaluation(#[case] exemptions: Exemptions) {
+        let mut p = pod(&[true]);
+        p["spec"]["runtimeClassName"] = "kata".into();
+        let settings = Settings { exemptions, ..Settings::default() };
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &settings,
+            &request("", "Pod", Operation::Create, p),
+            None,
+        );
+        assert!(d.allowed);
+        assert!(matches!(d.outcome, Outcome::Skipped(_)));
+    }
+
+    #[test]
+    fn pod_update_without_spec_change_is_skipped_but_spec_change_is_evaluated() {
+        let s = set(vec![privileged_policy("p", None)]);
+        let mut req = request("", "Pod", Operation::Update, pod(&[true]));
+        let mut old = pod(&[true]);
+        old["metadata"]["labels"] = serde_json::json!({"new": "label"});
+        req.old_object = Some(serde_json::value::RawValue::from_string(old.to_string()).unwrap());
+        let d = evaluate(&s, &Settings::default(), &req, None);
+        assert_eq!(
+            (d.allowed, d.outcome),
+            (true, Outcome::Skipped("pod update does not change its spec".into()))
+        );
+
+        let mut old = pod(&[true]);
+        old["spec"]["containers"][0]["image"] = "nginx:0".into();
+        req.old_object = Some(serde_json::value::RawValue::from_string(old.to_string()).unwrap());
+        assert!(!evaluate(&s, &Settings::default(), &req, None).allowed);
+    }
+
+    #[test]
+    fn ephemeral_container_update_is_evaluated() {
+        let mut p = pod(&[false]);
+        p["spec"]["ephemeralContainers"] = serde_json::json!([{"name": "debug", "image": "busybox", "securityContext": {"privileged": true}}]);
+        let mut req = request("", "Pod", Operation::Update, p.clone());
+        req.sub_resource = Some("ephemeralcontainers".into());
+        req.old_object = Some(serde_json::value::RawValue::from_string(pod(&[false]).to_string()).unwrap());
+        let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
+        assert!(!d.allowed);
+        assert_eq!(d.violations[0].path.as_str(), "spec.ephemeralContainers[0].securityContext.privileged");
+    }
+
+    #[rstest]
+    #[case::deny(OnError::Deny, false)]
+    #[case::allow(OnError::Allow, true)]
+    fn unreadable_object_follows_on_error(#[case] on_error: OnError, #[case] allowed: bool) {
+        let bad = serde_json::json!({"spec": {"containers": [{"name": "a", "securityContext": {"runAsUser": "x"}}]}});
+        let settings = Settings { on_error, ..Settings::default() };
+        let r = evaluate(&set(vec![]), &settings, &request("", "Pod", Operation::Create, bad), None)
+            .response("u");
+        assert_eq!(r.allowed, allowed);
+        let text = if allowed { r.warnings.join("") } else { r.status.unwrap().message };
+        assert!(text.contains("spec.containers[0].securityContext.runAsUser"), "{text}");
+    }
+
+    #[rstest]
+    #[case::delete(Operation::Delete, "Pod", None)]
+    #[case::connect(Operation::Connect, "Pod", None)]
+    #[case::other_kind(Operation::Create, "Service", None)]
+    #[case::status_subresource(Operation::Update, "Pod", Some("status"))]
+    fn not_evaluated(#[case] op: Operation, #[case] kind: &str, #[case] sub: Option<&str>) {
+        let mut req = request("", kind, op, pod(&[true]));
+        req.sub_resource = sub.map(str::to_owned);
+        let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
+        assert!(d.allowed);
+        assert!(matches!(d.outcome, Outcome::Skipped(_)), "{:?}", d.outcome);
+    }
+}

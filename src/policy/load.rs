@@ -120,6 +120,7 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
 pub fn load_str(origin: &Origin, text: &str) -> Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>> {
     let mut errors = Vec::new();
     let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
+    let mut names: Vec<(String, usize)> = Vec::new();
     for doc in split_documents(text) {
         let err = |line: Option<usize>, field: Option<String>, reason: String| LoadError {
             origin: origin.clone(),
@@ -135,17 +136,18 @@ pub fn load_str(origin: &Origin, text: &str) -> Result<Vec<Arc<CompiledPolicy>>,
                 continue;
             }
         };
-        if let Some(first) = policies.iter().find(|p| *p.name == *policy.metadata.name) {
+        if let Some((_, first)) = names.iter().find(|(n, _)| *n == policy.metadata.name) {
             errors.push(err(
                 doc.line_of(&format!("name: {}", policy.metadata.name)),
                 Some("metadata.name".into()),
                 format!(
                     "policy `{}` is defined twice in this text (first in document[{}]); rename one",
-                    policy.metadata.name, first.document
+                    policy.metadata.name, first
                 ),
             ));
             continue;
         }
+        names.push((policy.metadata.name.clone(), doc.index));
         match CompiledPolicy::compile(policy, origin.clone(), doc.index) {
             Ok(p) => policies.push(Arc::new(p)),
             Err(e) => errors.extend(e.into_iter().map(|(needle, field, reason)| {
@@ -205,8 +207,10 @@ fn yaml_error(doc: &Document<'_>, e: &serde_yaml_ng::Error, field: Option<String
     if let Some(i) = reason.find(" at line ") {
         reason.truncate(i);
     }
-    if let Some(f) = &field {
-        if let Some(rest) = reason.strip_prefix(&format!("{f}: ")) {
+    // serde_yaml_ng prefixes the path of the enclosing map ("spec.rules[0]: unknown field");
+    // the field we report already holds it.
+    if let (Some(f), Some((head, rest))) = (&field, reason.split_once(": ")) {
+        if f.starts_with(head) {
             reason = rest.to_owned();
         }
     }
@@ -244,5 +248,63 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("apiVersion"));
         assert!(e.reason.contains("podguard.dev/v1"), "{e}");
         assert!(e.to_string().starts_with("p.yaml:1: document[0]: apiVersion: "), "{e}");
+    }
+
+    fn errors(text: &str) -> Vec<LoadError> {
+        load_str(&origin(), text).unwrap_err()
+    }
+
+    const HEAD: &str = "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata:\n  name: p\nspec:\n";
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let e = &errors(&format!("{HEAD}  rules:\n    - name: r\n      chek: podSecurity\n"))[0];
+        assert_eq!(e.field.as_deref(), Some("spec.rules[0].chek"));
+        assert!(e.reason.contains("unknown field `chek`"), "{e}");
+        assert_eq!(e.line, Some(8), "{e}");
+    }
+
+    #[test]
+    fn unknown_check_lists_the_known_ones() {
+        let e = &errors(&format!("{HEAD}  rules:\n    - name: r\n      check: nope\n"))[0];
+        assert_eq!(e.field.as_deref(), Some("spec.rules[0].check"));
+        assert!(e.reason.starts_with("unknown check `nope`"), "{e}");
+        assert_eq!(e.line, Some(8));
+    }
+
+    #[test]
+    fn empty_rules_and_bad_names() {
+        let e = &errors(&format!("{HEAD}  rules: []\n"))[0];
+        assert_eq!((e.field.as_deref(), e.line), (Some("spec.rules"), Some(6)));
+        let e = errors(
+            "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: Bad_Name}\nspec: {rules: []}\n",
+        );
+        assert!(e.iter().any(|e| e.field.as_deref() == Some("metadata.name")), "{e:?}");
+    }
+
+    #[test]
+    fn rule_shape_errors() {
+        let both = format!("{HEAD}  rules:\n    - {{name: r, check: x, cel: 'true'}}\n");
+        assert!(errors(&both)[0].reason.contains("not both"));
+        let neither = format!("{HEAD}  rules:\n    - {{name: r}}\n");
+        assert!(errors(&neither)[0].reason.contains("needs `check`"));
+        let twice =
+            format!("{HEAD}  rules:\n    - {{name: r, cel: 'true'}}\n    - {{name: r, cel: 'true'}}\n");
+        assert!(errors(&twice).iter().any(|e| e.reason.contains("used twice")));
+    }
+
+    #[test]
+    fn duplicate_policy_in_one_text() {
+        let doc = format!("{HEAD}  rules: [{{name: r, check: nope}}]\n");
+        let e = errors(&format!("{doc}---\n{doc}"));
+        assert!(e.iter().any(|e| e.document == Some(1) && e.reason.contains("defined twice")), "{e:?}");
+    }
+
+    #[test]
+    fn bad_match_is_reported_under_spec_match() {
+        let e =
+            &errors(&format!("{HEAD}  match: {{kinds: [Service]}}\n  rules: [{{name: r, cel: 'true'}}]\n"))
+                [0];
+        assert_eq!(e.field.as_deref(), Some("spec.match.kinds[0]"));
     }
 }

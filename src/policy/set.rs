@@ -169,7 +169,8 @@ impl CompiledPolicy {
         }
         // Params are shared by a policy's rules; a key that no rule reads is most likely a typo.
         // CEL can read any key, so a policy with CEL rules accepts all.
-        if !has_cel {
+        let all_checks_known = policy.spec.rules.iter().all(|r| r.check.as_deref().is_none_or(|c| checks::lookup(c).is_some()));
+        if !has_cel && all_checks_known {
             for key in policy.spec.params.keys() {
                 if !read_params.contains(key.as_str()) {
                     errors.push((
