@@ -256,7 +256,6 @@ mod tests {
         use crate::source::SourceKey;
         use crate::source::configmaps::tests::fixture;
         use crate::source::mock_api::MockApi;
-        use crate::source::namespaces::labels;
 
         const NS: &str = "podguard-system";
         /// What the issue promises for a ConfigMap change.
@@ -403,16 +402,23 @@ mod tests {
         async fn namespace_labels_follow_the_cluster() {
             let r = running(&[]).await;
             let cache = r.sources.namespaces();
-            let prod = cache.get("prod").unwrap();
-            assert_eq!(labels(&prod).unwrap()["podguard.dev/mode"], "warn");
-            assert!(prod.metadata.managed_fields.as_ref().is_none_or(Vec::is_empty), "managed fields kept");
+            assert!(cache.ready());
+            assert_eq!(cache.labels("prod").unwrap()["podguard.dev/mode"], "warn");
             r.mock.put_namespace("prod", &[("podguard.dev/mode", "audit")]);
             r.mock.put_namespace("new", &[("tier", "prod")]);
             eventually("labels updated", RELOAD, || {
-                let prod = cache.get("prod")?;
-                (labels(&prod)?["podguard.dev/mode"] == "audit" && cache.get("new").is_some()).then_some(())
+                (cache.labels("prod")?["podguard.dev/mode"] == "audit" && cache.labels("new").is_some())
+                    .then_some(())
             })
             .await;
+            // Metadata is all the cache needs, and all it asks for.
+            assert!(
+                r.mock.requests().iter().any(|q| q.starts_with("GET /api/v1/namespaces?")
+                    && q.contains("watch=")
+                    && q.ends_with(" (metadata)")),
+                "{:?}",
+                r.mock.requests()
+            );
         }
 
         #[tokio::test]
@@ -460,7 +466,7 @@ mod tests {
             .await;
             assert_eq!(names(&r.store), TEAM_A);
             assert!(r.sources.readiness().is_ready());
-            assert!(r.sources.namespaces().get("prod").is_some());
+            assert!(r.sources.namespaces().labels("prod").is_some());
             // A change made while podguard could not see it arrives once the server is back.
             r.mock.delete_configmap(NS, "team-a");
             r.mock.set_down(false);

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use futures::channel::mpsc;
@@ -203,7 +203,7 @@ impl MockApi {
         self.shared.lock().events.clone()
     }
 
-    /// Requests received so far, as `METHOD path?query`.
+    /// Requests received so far, as `METHOD path?query`, marked ` (metadata)` when metadata-only.
     pub(crate) fn requests(&self) -> Vec<String> {
         self.shared.lock().requests.clone()
     }
@@ -230,10 +230,22 @@ struct Filter {
     namespace: Option<String>,
     /// `key=value` pairs, all required.
     labels: Vec<(String, String)>,
+    /// Metadata only (`Accept: application/json;as=PartialObjectMetadata...`), as kube-rs's
+    /// metadata watcher asks.
+    metadata_only: bool,
 }
 
 impl Filter {
-    fn new(resource: Resource, namespace: Option<String>, query: &HashMap<String, String>) -> Self {
+    fn new(
+        resource: Resource,
+        namespace: Option<String>,
+        query: &HashMap<String, String>,
+        headers: &HeaderMap,
+    ) -> Self {
+        let metadata_only = headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("as=PartialObjectMetadata"));
         let labels = query
             .get("labelSelector")
             .map(|s| {
@@ -243,7 +255,16 @@ impl Filter {
                     .collect()
             })
             .unwrap_or_default();
-        Self { resource, namespace, labels }
+        Self { resource, namespace, labels, metadata_only }
+    }
+
+    /// An object as this request gets it: whole, or its metadata only.
+    fn shape(&self, obj: Value) -> Value {
+        if self.metadata_only {
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+        } else {
+            obj
+        }
     }
 
     fn matches(&self, obj: &Value) -> bool {
@@ -270,7 +291,7 @@ impl Filter {
             }
             (None, None) => return None,
         };
-        Some(json!({"type": kind, "object": obj}))
+        Some(json!({"type": kind, "object": self.shape(obj)}))
     }
 }
 
@@ -284,24 +305,31 @@ fn unavailable() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "application/json")], body).into_response()
 }
 
-async fn namespaces(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
-    serve(s, Filter::new(Resource::Namespaces, None, &q), q, "/api/v1/namespaces".into())
+async fn namespaces(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let filter = Filter::new(Resource::Namespaces, None, &q, &headers);
+    serve(s, filter, q, "/api/v1/namespaces".into())
 }
 
 async fn configmaps(
     State(s): State<Shared>,
     Path(ns): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let path = format!("/api/v1/namespaces/{ns}/configmaps");
-    serve(s, Filter::new(Resource::ConfigMaps, Some(ns), &q), q, path)
+    serve(s, Filter::new(Resource::ConfigMaps, Some(ns), &q, &headers), q, path)
 }
 
 fn serve(s: Shared, filter: Filter, q: HashMap<String, String>, path: String) -> Response {
     let mut query: Vec<_> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
     query.sort();
     let mut inner = s.lock();
-    inner.requests.push(format!("GET {path}?{}", query.join("&")));
+    let shape = if filter.metadata_only { " (metadata)" } else { "" };
+    inner.requests.push(format!("GET {path}?{}{shape}", query.join("&")));
     if inner.down {
         return unavailable();
     }
@@ -353,7 +381,7 @@ fn serve(s: Shared, filter: Filter, q: HashMap<String, String>, path: String) ->
         .filter(|((r, _, _), o)| *r == filter.resource as u8 && filter.matches(o))
         .map(|(_, o)| {
             // A real API server leaves apiVersion and kind off list items.
-            let mut o = o.clone();
+            let mut o = filter.shape(o.clone());
             if let Some(m) = o.as_object_mut() {
                 m.remove("apiVersion");
                 m.remove("kind");
@@ -361,7 +389,11 @@ fn serve(s: Shared, filter: Filter, q: HashMap<String, String>, path: String) ->
             o
         })
         .collect();
-    let body = json!({"apiVersion": "v1", "kind": filter.resource.list_kind(),
+    let (api_version, kind) = match filter.metadata_only {
+        true => ("meta.k8s.io/v1", "PartialObjectMetadataList"),
+        false => ("v1", filter.resource.list_kind()),
+    };
+    let body = json!({"apiVersion": api_version, "kind": kind,
         "metadata": {"resourceVersion": inner.rv.to_string()}, "items": items});
     ([("content-type", "application/json")], body.to_string()).into_response()
 }
