@@ -316,7 +316,11 @@ fn report(change: Change, events: &PolicyEvents, hook: &dyn LoadErrorHook, ready
                 }
                 ConfigMapOutcome::Rejected { errors } => {
                     for e in &errors {
-                        tracing::warn!(configmap = %source, error = %e, "policy ConfigMap refused; its last good version stays in force");
+                        tracing::warn!(
+                            configmap = %source,
+                            error = %e,
+                            "policy ConfigMap refused; its last good version stays in force"
+                        );
                     }
                     hook.load_failed(&source, &errors);
                     events.invalid(cm, &errors);
@@ -444,9 +448,12 @@ pub(crate) mod tests {
             panic!("team-b loads")
         };
         assert_eq!(duplicates.len(), 1, "{duplicates:?}");
-        assert!(
-            matches!(&duplicates[0].origin, Origin::ConfigMap { name, key, .. } if name == "team-b" && key == "policies.yaml")
-        );
+        let later = Origin::ConfigMap {
+            namespace: "podguard-system".into(),
+            name: "team-b".into(),
+            key: "policies.yaml".into(),
+        };
+        assert_eq!(duplicates[0].origin, later);
         assert!(duplicates[0].reason.contains("configmap/podguard-system/team-a"), "{}", duplicates[0]);
         let set = store.current();
         let kept = set.policies().iter().find(|p| &*p.name == "no-default-namespace").unwrap();

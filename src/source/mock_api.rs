@@ -261,7 +261,8 @@ impl Filter {
     /// An object as this request gets it: whole, or its metadata only.
     fn shape(&self, obj: Value) -> Value {
         if self.metadata_only {
-            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+            let metadata = &obj["metadata"];
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
         } else {
             obj
         }
