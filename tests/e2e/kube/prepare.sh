@@ -89,9 +89,11 @@ build_apiserver() {
   install -m 0755 "$out" "$cache/bin/kube-apiserver.tmp"
   mv -f "$cache/bin/kube-apiserver.tmp" "$cache/bin/kube-apiserver"
   log "built in $((SECONDS - start)) s; cached at $cache/bin/kube-apiserver"
-  # The unpacked tree, objects and Go cache are ~2 GB; only the binary is worth keeping.
-  chmod -R u+w "$build" 2>/dev/null || true
+  # The unpacked tree, objects and Go cache are large; only the binary is worth keeping.
+  start=$SECONDS
+  log "build tree: $(du -sh "$build" | cut -f1); removing it"
   rm -rf "$build"
+  log "removed in $((SECONDS - start)) s"
 }
 
 if [ -n "${KUBE_APISERVER:-}" ]; then
