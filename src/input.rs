@@ -124,9 +124,12 @@ pub fn read_text(file: &str, text: &str, json: bool, namespace: &str, inputs: &m
             Err(e) => {
                 let e: serde_yaml_ng::Error = e;
                 let line = e.location().map(|l| l.line());
-                inputs.errors.push(err(file, Some(index), line, e.to_string()));
-                // After a syntax error the YAML stream cannot be resynchronised reliably.
-                return;
+                let mut reason = e.to_string();
+                if let Some(i) = reason.rfind(" at line ") {
+                    reason.truncate(i);
+                }
+                inputs.errors.push(err(file, Some(index), line, reason));
+                index += 1;
             }
         }
     }

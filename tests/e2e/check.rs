@@ -205,3 +205,34 @@ fn policies_lint_and_list() {
     assert!(out.contains("pod-security-baseline"), "{out}");
     assert!(out.contains("podSecurity"), "{out}");
 }
+
+#[test]
+fn hostile_inputs_get_answers_not_crashes() {
+    for file in ["deep-nesting.yaml", "alias-bomb.yaml", "wrong-types.yaml", "binary-garbage.yaml"] {
+        let o = podguard(&["check", "--format", "json", &fixture(&format!("hostile/{file}"))]);
+        // 0/1 are verdicts, 2 is an input error; a panic would be 101, a signal None.
+        assert!(matches!(o.status.code(), Some(0..=2)), "{file}: {:?}\n{}", o.status, stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{file}: {}", stderr(&o));
+    }
+    let o = podguard(&["check", "--format", "json", &fixture("hostile/wrong-types.yaml")]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    // Unreadable pod specs are refused (the webhook's default --on-error deny), naming the field.
+    let reasons: Vec<&str> =
+        v["results"].as_array().expect("results").iter().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("spec.containers")), "{reasons:?}");
+}
+
+#[test]
+fn bad_params_name_the_param_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n  rules: [{name: pss, check: podSecurity}]\n  params:\n    level: extreme\n",
+    )
+    .expect("write");
+    let o = podguard(&["policies", "lint", p.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{}:7: document[0]: spec.params.level: ", p.display())), "{err}");
+}
