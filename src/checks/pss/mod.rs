@@ -389,13 +389,14 @@ mod tests {
     }
 
     #[rstest]
-    #[case::v1_0(0, &["restrictedVolumes", "runAsNonRoot"], &["seccompProfile_baseline", "capabilities_baseline"])]
-    #[case::v1_8(8, &["allowPrivilegeEscalation"], &["runAsUser"])]
-    #[case::v1_19(19, &["seccompProfile_restricted"], &["seccompProfile_baseline"])]
-    #[case::v1_22(22, &["capabilities_restricted"], &["capabilities_baseline"])]
-    #[case::v1_23(23, &["runAsUser"], &["procMount_restricted"])]
-    #[case::v1_35(35, &["procMount_restricted"], &["procMount", "hostPathVolumes"])]
-    fn restricted_overrides_per_version(
+    #[case::v1_0(0, &["restrictedVolumes", "runAsNonRoot", "seccompProfile_baseline", "capabilities_baseline", "procMount"], &["hostPathVolumes", "allowPrivilegeEscalation"])]
+    #[case::v1_8(8, &["allowPrivilegeEscalation", "seccompProfile_baseline"], &["runAsUser", "seccompProfile_restricted"])]
+    #[case::v1_19(19, &["seccompProfile_restricted", "capabilities_baseline"], &["seccompProfile_baseline"])]
+    #[case::v1_22(22, &["capabilities_restricted"], &["capabilities_baseline", "runAsUser"])]
+    #[case::v1_23(23, &["runAsUser", "procMount"], &["procMount_restricted"])]
+    #[case::v1_34(34, &["hostProbesAndHostLifecycle", "procMount"], &["procMount_restricted"])]
+    #[case::v1_35(35, &["procMount_restricted"], &["procMount", "hostPathVolumes", "capabilities_baseline"])]
+    fn restricted_controls_and_overrides_per_version(
         #[case] minor: u32,
         #[case] present: &[&str],
         #[case] absent: &[&str],
@@ -405,12 +406,7 @@ mod tests {
             assert!(got.contains(id), "{id} missing at v1.{minor}: {got:?}");
         }
         for id in absent {
-            if *id == "seccompProfile_baseline" && minor < 19 || *id == "capabilities_baseline" && minor < 22
-            {
-                assert!(got.contains(id), "{id} should still apply at v1.{minor}");
-            } else {
-                assert!(!got.contains(id), "{id} should not apply at v1.{minor}: {got:?}");
-            }
+            assert!(!got.contains(id), "{id} should not apply at v1.{minor}: {got:?}");
         }
     }
 
