@@ -1,1 +1,228 @@
-//! (in progress)
+//! Manifests for `podguard check`: files, folders (recursively, `.yaml`/`.yml`/`.json`), and
+//! stdin; several documents per file; `kind: List`; AdmissionReview documents.
+//!
+//! Every document becomes an [`AdmissionRequest`], so the CLI runs exactly the webhook's
+//! decision. A plain manifest is a `CREATE` in its namespace (or the default one given).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::admission::review::{self, AdmissionRequest, GroupVersionKind};
+use crate::context::{Operation, UserInfo};
+use crate::object::group_of_api_version;
+
+/// One document to evaluate.
+#[derive(Debug)]
+pub struct Document {
+    /// File as given (`-` for stdin).
+    pub file: String,
+    /// Index of the YAML/JSON document in the file (items of a `List` share it).
+    pub document: usize,
+    /// The request to evaluate.
+    pub request: AdmissionRequest,
+}
+
+/// An input that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default(), document.map(|d| format!(": document[{d}]")).unwrap_or_default())]
+pub struct InputError {
+    /// File as given.
+    pub file: String,
+    /// Document index, when known.
+    pub document: Option<usize>,
+    /// Line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Everything read from the inputs: documents to evaluate and errors met on the way.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Readable documents.
+    pub documents: Vec<Document>,
+    /// Unreadable files or documents.
+    pub errors: Vec<InputError>,
+}
+
+/// Reads `paths` (`-` = stdin). `namespace` is used for manifests that name none.
+pub fn read(paths: &[PathBuf], namespace: &str) -> Inputs {
+    let mut inputs = Inputs::default();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => read_text("-", &text, false, namespace, &mut inputs),
+                Err(e) => inputs.errors.push(err("-", None, None, format!("cannot read stdin: {e}"))),
+            }
+            continue;
+        }
+        let mut files = Vec::new();
+        if let Err(e) = collect(p, &mut files) {
+            inputs.errors.push(err(&p.display().to_string(), None, None, e));
+            continue;
+        }
+        for f in files {
+            let name = f.display().to_string();
+            match std::fs::read_to_string(&f) {
+                Ok(text) => {
+                    let json = f.extension().is_some_and(|e| e == "json");
+                    read_text(&name, &text, json, namespace, &mut inputs);
+                }
+                Err(e) => inputs.errors.push(err(&name, None, None, format!("cannot read: {e}"))),
+            }
+        }
+    }
+    inputs
+}
+
+fn collect(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_dir() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(|e| format!("cannot read folder: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for e in entries {
+        if e.is_dir() {
+            collect(&e, out)?;
+        } else if e.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json") {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+fn err(file: &str, document: Option<usize>, line: Option<usize>, reason: String) -> InputError {
+    InputError { file: file.to_owned(), document, line, reason }
+}
+
+/// Reads one file's text: a JSON value, or a stream of YAML documents.
+pub fn read_text(file: &str, text: &str, json: bool, namespace: &str, inputs: &mut Inputs) {
+    if json {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => add_value(file, 0, v, namespace, inputs),
+            Err(e) => inputs.errors.push(err(file, Some(0), Some(e.line()), e.to_string())),
+        }
+        return;
+    }
+    let mut index = 0;
+    for de in serde_yaml_ng::Deserializer::from_str(text) {
+        match serde::Deserialize::deserialize(de) {
+            Ok(Value::Null) => {} // empty document (e.g. a trailing `---`)
+            Ok(v) => {
+                add_value(file, index, v, namespace, inputs);
+                index += 1;
+            }
+            Err(e) => {
+                let e: serde_yaml_ng::Error = e;
+                let line = e.location().map(|l| l.line());
+                inputs.errors.push(err(file, Some(index), line, e.to_string()));
+                // After a syntax error the YAML stream cannot be resynchronised reliably.
+                return;
+            }
+        }
+    }
+}
+
+fn add_value(file: &str, document: usize, v: Value, namespace: &str, inputs: &mut Inputs) {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (api_version, kind) = (s(&v, "apiVersion"), s(&v, "kind"));
+    match (api_version.as_deref(), kind.as_deref()) {
+        (Some(av), Some("AdmissionReview")) if av.starts_with("admission.k8s.io/") => {
+            let bytes = serde_json::to_vec(&v).unwrap_or_default();
+            match review::parse(&bytes) {
+                Ok(request) => inputs.documents.push(Document { file: file.to_owned(), document, request }),
+                Err(e) => inputs.errors.push(err(file, Some(document), None, e.to_string())),
+            }
+        }
+        (Some("v1"), Some("List")) => match v.get("items").and_then(Value::as_array) {
+            Some(items) => {
+                for item in items {
+                    add_value(file, document, item.clone(), namespace, inputs);
+                }
+            }
+            None => {
+                inputs.errors.push(err(file, Some(document), None, "a List needs an `items` array".into()))
+            }
+        },
+        (Some(av), Some(kind)) => {
+            let meta = v.get("metadata");
+            let get = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_owned);
+            let (group, version) = match av.rsplit_once('/') {
+                Some((g, ver)) => (g.to_owned(), ver.to_owned()),
+                None => (group_of_api_version(av).to_owned(), av.to_owned()),
+            };
+            let object = match serde_json::to_string(&v).ok().and_then(|t| RawValue::from_string(t).ok()) {
+                Some(o) => o,
+                None => {
+                    inputs.errors.push(err(
+                        file,
+                        Some(document),
+                        None,
+                        "cannot re-encode document as JSON".into(),
+                    ));
+                    return;
+                }
+            };
+            let request = AdmissionRequest {
+                uid: format!("{file}#{document}"),
+                kind: GroupVersionKind { group, version, kind: kind.to_owned() },
+                resource: Default::default(),
+                sub_resource: None,
+                name: get("name").or_else(|| get("generateName")),
+                namespace: Some(get("namespace").unwrap_or_else(|| namespace.to_owned())),
+                operation: Operation::Create,
+                user_info: UserInfo::default(),
+                object: Some(object),
+                old_object: None,
+                dry_run: Some(true),
+            };
+            inputs.documents.push(Document { file: file.to_owned(), document, request });
+        }
+        _ => inputs.errors.push(err(
+            file,
+            Some(document),
+            None,
+            "not a Kubernetes object: `apiVersion` and `kind` are required".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml_list_and_review() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: apps/v1, kind: Deployment, metadata: {name: d, namespace: prod}}\n";
+        let mut inputs = Inputs::default();
+        read_text("f.yaml", text, false, "default", &mut inputs);
+        assert!(inputs.errors.is_empty(), "{:?}", inputs.errors);
+        let docs: Vec<_> = inputs
+            .documents
+            .iter()
+            .map(|d| {
+                (d.document, d.request.kind.group.clone(), d.request.namespace.clone().unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(docs, [(0, String::new(), "default".into()), (1, "apps".into(), "prod".into())]);
+    }
+
+    #[test]
+    fn not_an_object_and_bad_yaml_are_errors_with_place() {
+        let mut inputs = Inputs::default();
+        read_text("f.yaml", "just: a map\n", false, "default", &mut inputs);
+        read_text("g.yaml", "a: [1,\n", false, "default", &mut inputs);
+        assert_eq!(inputs.errors.len(), 2);
+        assert_eq!(inputs.errors[0].document, Some(0));
+        assert!(inputs.errors[1].to_string().starts_with("g.yaml:"), "{}", inputs.errors[1]);
+    }
+}

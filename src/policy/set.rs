@@ -1,5 +1,297 @@
-//! (in progress)
-/// Set.
-pub struct PolicySet;
-/// Compiled.
-pub struct CompiledPolicy;
+//! Compiled policies and the immutable [`PolicySet`] every request evaluates against.
+//!
+//! Compilation validates everything a document can get wrong beyond its YAML shape (unknown
+//! checks, bad params, rule names, match blocks) and prepares checks and matchers once. A
+//! [`PolicySet`] is never changed after it is built; sources swap in a new one atomically.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::load::{LoadError, Origin};
+use super::matcher::Matcher;
+use super::{Control, Mode, Policy, Severity, Violation};
+use crate::checks::{self, Check};
+use crate::context::Context;
+use crate::subject::Subject;
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// Rule name.
+    pub name: Arc<str>,
+    /// What it runs.
+    pub check: Box<dyn Check>,
+}
+
+/// A policy ready to evaluate.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    /// Policy name.
+    pub name: Arc<str>,
+    /// Severity of its violations.
+    pub severity: Severity,
+    /// Its own mode (`None` = enforce, lowered by namespace/cluster mode).
+    pub mode: Option<Mode>,
+    /// Compliance controls.
+    pub controls: Arc<[Control]>,
+    /// Where it was loaded from.
+    pub origin: Origin,
+    /// Its document index in that origin.
+    pub document: usize,
+    /// When it applies.
+    pub matcher: Matcher,
+    /// Its rules, in document order.
+    pub rules: Vec<CompiledRule>,
+    /// The document as written (for listings and `/policies`).
+    pub source: Policy,
+}
+
+/// An error found while compiling one document: `(text to find its line by, field, reason)`.
+pub type CompileError = (Option<String>, String, String);
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+impl CompiledPolicy {
+    /// Validates and compiles one document. Returns every error found.
+    pub fn compile(policy: Policy, origin: Origin, document: usize) -> Result<Self, Vec<CompileError>> {
+        let mut errors: Vec<CompileError> = Vec::new();
+        let name = &policy.metadata.name;
+        if !is_dns_label(name) {
+            errors.push((
+                Some("name:".into()),
+                "metadata.name".into(),
+                format!(
+                    "`{name}` is not a valid policy name: use lower-case letters, digits and '-' (at most 63)"
+                ),
+            ));
+        }
+        let matcher = Matcher::compile(&policy.spec.match_).map_err(|(f, reason)| {
+            let needle = f.split(['.', '[']).next().map(|k| format!("{k}:"));
+            (needle, format!("spec.match.{f}"), reason)
+        });
+        let matcher = matcher.map_err(|e| errors.push(e)).ok();
+        if policy.spec.rules.is_empty() {
+            errors.push((
+                Some("rules:".into()),
+                "spec.rules".into(),
+                "a policy needs at least one rule".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut rules = Vec::with_capacity(policy.spec.rules.len());
+        let mut read_params: HashSet<&str> = HashSet::new();
+        let mut has_cel = false;
+        for (i, rule) in policy.spec.rules.iter().enumerate() {
+            let field = |f: &str| format!("spec.rules[{i}]{f}");
+            let needle = Some(format!("name: {}", rule.name));
+            if !is_dns_label(&rule.name) && !rule.name.is_empty() {
+                errors.push((
+                    needle.clone(),
+                    field(".name"),
+                    format!(
+                        "`{}` is not a valid rule name: use lower-case letters, digits and '-'",
+                        rule.name
+                    ),
+                ));
+            }
+            if rule.name.is_empty() {
+                errors.push((None, field(".name"), "every rule needs a name".into()));
+            }
+            if !seen.insert(rule.name.as_str()) {
+                errors.push((
+                    needle.clone(),
+                    field(".name"),
+                    format!("rule name `{}` is used twice in this policy", rule.name),
+                ));
+            }
+            let check = match (&rule.check, &rule.cel) {
+                (Some(_), Some(_)) => {
+                    Err((needle.clone(), field(""), "a rule has either `check` or `cel`, not both".into()))
+                }
+                (None, None) => Err((
+                    needle.clone(),
+                    field(""),
+                    "a rule needs `check` (a built-in) or `cel` (an expression)".into(),
+                )),
+                (Some(name), None) => {
+                    if rule.foreach.is_some() || rule.message.is_some() || rule.message_expression.is_some() {
+                        errors.push((
+                            needle.clone(),
+                            field(""),
+                            "`foreach`, `message` and `messageExpression` apply to `cel` rules only".into(),
+                        ));
+                    }
+                    match checks::lookup(name) {
+                        None => Err((
+                            Some(format!("check: {name}")),
+                            field(".check"),
+                            format!(
+                                "unknown check `{name}`; built-in checks are: {}",
+                                checks::all().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                            ),
+                        )),
+                        Some(def) => {
+                            read_params.extend(def.params.iter().copied());
+                            (def.build)(&policy.spec.params).map_err(|e| {
+                                let key = e.field.split(['.', '[']).next().unwrap_or_default();
+                                let needle =
+                                    if key.is_empty() { "params:".to_owned() } else { format!("{key}:") };
+                                let f = if e.field.is_empty() {
+                                    "spec.params".to_owned()
+                                } else {
+                                    format!("spec.params.{}", e.field)
+                                };
+                                (
+                                    Some(needle),
+                                    f,
+                                    format!("{} (check `{name}` in rule `{}`)", e.reason, rule.name),
+                                )
+                            })
+                        }
+                    }
+                }
+                (None, Some(_)) => {
+                    has_cel = true;
+                    crate::cel::compile(rule, &policy.spec.params, crate::cel::DEFAULT_BUDGET).map_err(|e| {
+                        let (needle, f) = match e.field {
+                            crate::cel::Field::Cel => ("cel:", ".cel"),
+                            crate::cel::Field::MessageExpression => ("messageExpression:", ".messageExpression"),
+                        };
+                        (Some(needle.into()), field(f), e.to_string())
+                    })
+                }
+            };
+            match check {
+                Ok(check) => rules.push(CompiledRule { name: Arc::from(rule.name.as_str()), check }),
+                Err(e) => errors.push(e),
+            }
+        }
+        // Params are shared by a policy's rules; a key that no rule reads is most likely a typo.
+        // CEL can read any key, so a policy with CEL rules accepts all.
+        let all_checks_known = policy.spec.rules.iter().all(|r| r.check.as_deref().is_none_or(|c| checks::lookup(c).is_some()));
+        if !has_cel && all_checks_known {
+            for key in policy.spec.params.keys() {
+                if !read_params.contains(key.as_str()) {
+                    errors.push((
+                        Some(format!("{key}:")),
+                        format!("spec.params.{key}"),
+                        format!("no rule of this policy reads `{key}`; check the spelling or remove it"),
+                    ));
+                }
+            }
+        }
+        match matcher {
+            Some(matcher) if errors.is_empty() => Ok(Self {
+                name: Arc::from(name.as_str()),
+                severity: policy.spec.severity,
+                mode: policy.spec.mode,
+                controls: policy.spec.controls.clone().into(),
+                origin,
+                document,
+                matcher,
+                rules,
+                source: policy,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The policies in force: immutable, shared by every request.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    policies: Vec<Arc<CompiledPolicy>>,
+}
+
+impl PolicySet {
+    /// A set of already-compiled policies with distinct names (see [`PolicySet::merge`]).
+    pub fn new(policies: Vec<Arc<CompiledPolicy>>) -> Self {
+        Self { policies }
+    }
+
+    /// Merges the policies of several sources in order. A name defined again by a later source is
+    /// an error reported against that later source; the first definition stays.
+    pub fn merge<I>(sources: I) -> (Self, Vec<LoadError>)
+    where
+        I: IntoIterator<Item = Vec<Arc<CompiledPolicy>>>,
+    {
+        let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
+        let mut errors = Vec::new();
+        for source in sources {
+            for p in source {
+                if let Some(first) = policies.iter().find(|q| q.name == p.name) {
+                    errors.push(LoadError {
+                        origin: p.origin.clone(),
+                        document: Some(p.document),
+                        line: None,
+                        field: Some("metadata.name".into()),
+                        reason: format!(
+                            "policy `{}` is already defined by {}; this definition is ignored",
+                            p.name, first.origin
+                        ),
+                    });
+                } else {
+                    policies.push(p);
+                }
+            }
+        }
+        (Self { policies }, errors)
+    }
+
+    /// The policies, in load order.
+    pub fn policies(&self) -> &[Arc<CompiledPolicy>] {
+        &self.policies
+    }
+
+    /// Whether the set holds no policy.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Every violation of every matching policy for one subject. Modes are the policies' own
+    /// (unset = enforce); [`crate::admission`] lowers them to the namespace mode.
+    ///
+    /// ```
+    /// use podguard::policy::{load_str, Origin, PolicySet};
+    /// # use podguard::{context::*, object::*, subject::Subject};
+    /// let text = "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: no-default}\n\
+    ///             spec: {rules: [{name: ns, check: disallowDefaultNamespace}]}\n";
+    /// # let Ok(policies) = load_str(&Origin::File { path: "p.yaml".into() }, text) else { return };
+    /// let set = PolicySet::new(policies);
+    /// # let Decoded::Workload(pod) = decode("", "Pod", r#"{"spec":{"containers":[]}}"#).unwrap() else { panic!() };
+    /// # let user = UserInfo::default();
+    /// # let ctx = Context { operation: Operation::Create, namespace: "default", namespace_labels: None,
+    /// #     name: "web", kind: "Pod", sub_resource: None, user: &user, dry_run: false, object: None, old_object: None };
+    /// let violations = set.evaluate(&ctx, &Subject::of(&pod));
+    /// assert_eq!(violations.len(), 1);
+    /// ```
+    pub fn evaluate(&self, ctx: &Context<'_>, subject: &Subject<'_>) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut findings = Vec::new();
+        for p in &self.policies {
+            if !p.matcher.matches(ctx, subject) {
+                continue;
+            }
+            for rule in &p.rules {
+                rule.check.evaluate(ctx, subject, &mut findings);
+                out.extend(findings.drain(..).map(|f| Violation {
+                    policy: p.name.clone(),
+                    rule: rule.name.clone(),
+                    severity: p.severity,
+                    controls: p.controls.clone(),
+                    mode: p.mode.unwrap_or(Mode::Enforce),
+                    path: f.path,
+                    message: f.message,
+                    fix: f.fix,
+                }));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,459 @@
+//! Modes, exemptions, the unchanged-UPDATE skip, and the rendering of a decision as an
+//! AdmissionResponse (deny message, warnings, audit annotations).
+
+use std::collections::BTreeMap;
+
+use super::exemptions::Exemptions;
+use super::review::{AdmissionRequest, AdmissionResponse, Status};
+use crate::context::{Context, Operation};
+use crate::object::{self, DecodeError, Decoded, Workload};
+use crate::policy::{Mode, PolicySet, Violation};
+use crate::subject::Subject;
+
+/// Namespace label that sets the namespace's mode.
+pub const MODE_LABEL: &str = "podguard.dev/mode";
+
+/// What to answer when an object cannot be read as a pod spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Refuse, naming the field.
+    #[default]
+    Deny,
+    /// Admit with a warning.
+    Allow,
+}
+
+/// Cluster-wide decision settings (flags / Helm values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Mode of namespaces without a `podguard.dev/mode` label.
+    pub default_mode: Mode,
+    /// Honour the namespace label (turn off where namespace labels are not guarded by RBAC).
+    pub namespace_mode_label: bool,
+    /// Exempt namespaces, users, runtime classes.
+    pub exemptions: Exemptions,
+    /// What to do with unreadable objects.
+    pub on_error: OnError,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_mode: Mode::Enforce,
+            namespace_mode_label: true,
+            exemptions: Exemptions::default(),
+            on_error: OnError::Deny,
+        }
+    }
+}
+
+/// How a request was handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Policies were evaluated.
+    Evaluated,
+    /// Admitted without evaluation, and why (DELETE, not a pod kind, exempt, unchanged spec).
+    Skipped(String),
+    /// The object could not be read as its kind.
+    Unreadable(DecodeError),
+}
+
+/// The verdict for one request, with every violation at its effective mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the object is admitted.
+    pub allowed: bool,
+    /// How it was handled.
+    pub outcome: Outcome,
+    /// Every violation, mode lowered to the namespace's.
+    pub violations: Vec<Violation>,
+    /// Mode of the namespace (label, else cluster default).
+    pub namespace_mode: Mode,
+}
+
+impl Decision {
+    fn skipped(reason: impl Into<String>) -> Self {
+        Self {
+            allowed: true,
+            outcome: Outcome::Skipped(reason.into()),
+            violations: Vec::new(),
+            namespace_mode: Mode::Enforce,
+        }
+    }
+
+    /// Violations with the given effective mode.
+    pub fn with_mode(&self, mode: Mode) -> impl Iterator<Item = &Violation> {
+        self.violations.iter().filter(move |v| v.mode == mode)
+    }
+
+    /// The refusal message: one line per enforce violation,
+    /// `[policy/rule] field.path: what is wrong (how to fix)`; or the read error.
+    pub fn deny_message(&self) -> String {
+        if let Outcome::Unreadable(e) = &self.outcome {
+            return format!("podguard cannot evaluate this object: {e}");
+        }
+        let mut msg = String::with_capacity(128 * self.violations.len());
+        for v in self.with_mode(Mode::Enforce) {
+            if !msg.is_empty() {
+                msg.push('\n');
+            }
+            v.write_line(&mut msg);
+        }
+        msg
+    }
+
+    /// One warning per warn violation: the full line when it fits in 120 characters, else
+    /// without the fix (the API server may cut long warnings).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .with_mode(Mode::Warn)
+            .map(|v| {
+                let line = v.line();
+                if line.chars().count() <= 120 {
+                    line
+                } else {
+                    format!("[{}/{}] {}: {}", v.policy, v.rule, v.path, v.message)
+                }
+            })
+            .collect();
+        if let (true, Outcome::Unreadable(e)) = (self.allowed, &self.outcome) {
+            out.push(format!(
+                "podguard could not evaluate this object and admitted it (--on-error allow): {e}"
+            ));
+        }
+        out
+    }
+
+    /// `auditAnnotations`: key `violations`, a compact JSON list of the audit violations.
+    pub fn audit_annotations(&self) -> BTreeMap<String, String> {
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            policy: &'a str,
+            rule: &'a str,
+            path: &'a str,
+            message: &'a str,
+        }
+        let entries: Vec<Entry<'_>> = self
+            .with_mode(Mode::Audit)
+            .map(|v| Entry { policy: &v.policy, rule: &v.rule, path: v.path.as_str(), message: &v.message })
+            .collect();
+        let mut out = BTreeMap::new();
+        if !entries.is_empty() {
+            out.insert("violations".to_owned(), serde_json::to_string(&entries).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The AdmissionResponse for request `uid`.
+    pub fn response(&self, uid: &str) -> AdmissionResponse {
+        AdmissionResponse {
+            uid: uid.to_owned(),
+            allowed: self.allowed,
+            status: (!self.allowed).then(|| Status {
+                code: 403,
+                reason: "Forbidden".into(),
+                message: self.deny_message(),
+            }),
+            warnings: self.warnings(),
+            audit_annotations: self.audit_annotations(),
+        }
+    }
+}
+
+/// The mode of a namespace: its `podguard.dev/mode` label when honoured and valid, else the
+/// cluster default.
+pub fn namespace_mode(settings: &Settings, labels: Option<&BTreeMap<String, String>>) -> Mode {
+    settings
+        .namespace_mode_label
+        .then(|| labels?.get(MODE_LABEL)?.parse().ok())
+        .flatten()
+        .unwrap_or(settings.default_mode)
+}
+
+/// Annotations whose change on UPDATE can change a verdict even when the spec did not.
+const SECURITY_ANNOTATION_PREFIXES: &[&str] =
+    &["container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/"];
+
+fn security_annotations_equal(a: &Workload, b: &Workload) -> bool {
+    let pick = |w: &Workload| {
+        let meta = Subject::of(w).meta;
+        meta.annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| SECURITY_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    pick(a) == pick(b)
+}
+
+/// Evaluates one admission request against `policies`.
+///
+/// `namespace_labels` are the labels of the request's namespace when known.
+pub fn evaluate(
+    policies: &PolicySet,
+    settings: &Settings,
+    req: &AdmissionRequest,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+) -> Decision {
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return Decision::skipped(format!("{} is not evaluated", req.operation.as_str()));
+    }
+    let sub_resource = req.sub_resource.as_deref().filter(|s| !s.is_empty());
+    if sub_resource.is_some_and(|s| s != "ephemeralcontainers") {
+        return Decision::skipped(format!(
+            "subresource {} is not evaluated",
+            sub_resource.unwrap_or_default()
+        ));
+    }
+    let kind = req.kind.kind.as_str();
+    let Some(raw) = req.object.as_deref() else {
+        return Decision::skipped("the request carries no object");
+    };
+    let unreadable = |e: DecodeError| Decision {
+        allowed: settings.on_error == OnError::Allow,
+        outcome: Outcome::Unreadable(e),
+        violations: Vec::new(),
+        namespace_mode: settings.default_mode,
+    };
+    let workload = match object::decode(&req.kind.group, kind, raw.get()) {
+        Ok(Decoded::Workload(w)) => w,
+        Ok(Decoded::Other) => return Decision::skipped(format!("kind {kind} holds no pod spec")),
+        Err(e) => return unreadable(e),
+    };
+    let subject = Subject::of(&workload);
+    let namespace =
+        req.namespace.as_deref().or(subject.object_meta.namespace.as_deref()).unwrap_or("default");
+    if let Some(reason) = settings.exemptions.reason(
+        namespace,
+        &req.user_info.username,
+        subject.spec.runtime_class_name.as_deref(),
+    ) {
+        return Decision::skipped(reason);
+    }
+    // A Pod's spec is mostly immutable; controllers update labels, annotations, finalizers and
+    // status all the time. Re-judging those would refuse updates to pods admitted before a policy
+    // existed, so only a changed spec (or security annotation) is evaluated, as upstream PSA does.
+    if req.operation == Operation::Update && kind == "Pod" && sub_resource.is_none() {
+        if let Some(Ok(Decoded::Workload(old))) =
+            req.old_object.as_deref().map(|o| object::decode(&req.kind.group, kind, o.get()))
+        {
+            if Subject::of(&old).spec == subject.spec && security_annotations_equal(&old, &workload) {
+                return Decision::skipped("pod update does not change its spec");
+            }
+        }
+    }
+    let ns_mode = namespace_mode(settings, namespace_labels);
+    let ctx = Context {
+        operation: req.operation,
+        namespace,
+        namespace_labels,
+        name: req.name.as_deref().or(subject.object_meta.name.as_deref()).unwrap_or_default(),
+        kind,
+        sub_resource,
+        user: &req.user_info,
+        dry_run: req.dry_run.unwrap_or(false),
+        object: Some(raw),
+        old_object: req.old_object.as_deref(),
+    };
+    let mut violations = policies.evaluate(&ctx, &subject);
+    for v in &mut violations {
+        v.mode = v.mode.min(ns_mode);
+    }
+    Decision {
+        allowed: !violations.iter().any(|v| v.mode == Mode::Enforce),
+        outcome: Outcome::Evaluated,
+        violations,
+        namespace_mode: ns_mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{labels, pod, privileged_policy, request, set};
+    use rstest::rstest;
+
+    #[test]
+    fn compliant_pod_is_allowed_without_findings() {
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, pod(&[false])),
+            None,
+        );
+        assert!(d.allowed);
+        assert_eq!(d.outcome, Outcome::Evaluated);
+        assert!(d.violations.is_empty());
+    }
+
+    #[test]
+    fn enforce_violations_deny_with_one_line_each() {
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, pod(&[true, false, true])),
+            None,
+        );
+        assert!(!d.allowed);
+        let r = d.response("uid-1");
+        let status = r.status.unwrap();
+        assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            status.message,
+            "[p/privileged] spec.containers[0].securityContext.privileged: container \"c0\" is privileged (set it to false)\n\
+             [p/privileged] spec.containers[2].securityContext.privileged: container \"c2\" is privileged (set it to false)"
+        );
+    }
+
+    #[rstest]
+    #[case::policy_warn(Some(Mode::Warn), Mode::Enforce, None, Mode::Warn)]
+    #[case::policy_audit(Some(Mode::Audit), Mode::Enforce, None, Mode::Audit)]
+    #[case::cluster_warn(None, Mode::Warn, None, Mode::Warn)]
+    #[case::namespace_audit(None, Mode::Enforce, Some("audit"), Mode::Audit)]
+    #[case::namespace_cannot_raise(Some(Mode::Warn), Mode::Enforce, Some("enforce"), Mode::Warn)]
+    #[case::namespace_overrides_cluster(None, Mode::Warn, Some("enforce"), Mode::Enforce)]
+    #[case::bad_label_is_cluster_default(None, Mode::Warn, Some("strict"), Mode::Warn)]
+    fn effective_mode_is_the_weaker(
+        #[case] policy: Option<Mode>,
+        #[case] cluster: Mode,
+        #[case] ns_label: Option<&str>,
+        #[case] expected: Mode,
+    ) {
+        let settings = Settings { default_mode: cluster, ..Settings::default() };
+        let ns = ns_label.map(|m| labels(&[(MODE_LABEL, m)]));
+        let d = evaluate(
+            &set(vec![privileged_policy("p", policy)]),
+            &settings,
+            &request("", "Pod", Operation::Create, pod(&[true])),
+            ns.as_ref(),
+        );
+        assert_eq!(d.violations[0].mode, expected);
+        assert_eq!(d.allowed, expected != Mode::Enforce);
+    }
+
+    #[test]
+    fn namespace_label_ignored_when_turned_off() {
+        let settings = Settings { namespace_mode_label: false, ..Settings::default() };
+        let ns = labels(&[(MODE_LABEL, "audit")]);
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &settings,
+            &request("", "Pod", Operation::Create, pod(&[true])),
+            Some(&ns),
+        );
+        assert!(!d.allowed);
+    }
+
+    #[test]
+    fn warnings_and_audit_annotations() {
+        let s =
+            set(vec![privileged_policy("w", Some(Mode::Warn)), privileged_policy("a", Some(Mode::Audit))]);
+        let r =
+            evaluate(&s, &Settings::default(), &request("", "Pod", Operation::Create, pod(&[true])), None)
+                .response("u");
+        assert!(r.allowed && r.status.is_none());
+        assert_eq!(
+            r.warnings,
+            [
+                "[w/privileged] spec.containers[0].securityContext.privileged: container \"c0\" is privileged (set it to false)"
+            ]
+        );
+        let audit: serde_json::Value = serde_json::from_str(&r.audit_annotations["violations"]).unwrap();
+        assert_eq!(
+            audit,
+            serde_json::json!([{"policy":"a","rule":"privileged","path":"spec.containers[0].securityContext.privileged","message":"container \"c0\" is privileged"}])
+        );
+    }
+
+    #[test]
+    fn deployment_paths_sit_under_the_template() {
+        let dep = serde_json::json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+            "spec":{"selector":{},"template":{"spec": pod(&[true])["spec"]}}});
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("apps", "Deployment", Operation::Create, dep),
+            None,
+        );
+        assert_eq!(
+            d.violations[0].path.as_str(),
+            "spec.template.spec.containers[0].securityContext.privileged"
+        );
+    }
+
+    #[rstest]
+    #[case::namespace(Exemptions { namespaces: ["team-a".to_owned()].into(), ..Default::default() })]
+    #[case::user(Exemptions { usernames: ["alice".to_owned()].into(), ..Default::default() })]
+    #[case::runtime_class(Exemptions { runtime_classes: ["kata".to_owned()].into(), ..Default::default() })]
+    fn exemptions_skip_evaluation(#[case] exemptions: Exemptions) {
+        let mut p = pod(&[true]);
+        p["spec"]["runtimeClassName"] = "kata".into();
+        let settings = Settings { exemptions, ..Settings::default() };
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &settings,
+            &request("", "Pod", Operation::Create, p),
+            None,
+        );
+        assert!(d.allowed);
+        assert!(matches!(d.outcome, Outcome::Skipped(_)));
+    }
+
+    #[test]
+    fn pod_update_without_spec_change_is_skipped_but_spec_change_is_evaluated() {
+        let s = set(vec![privileged_policy("p", None)]);
+        let mut req = request("", "Pod", Operation::Update, pod(&[true]));
+        let mut old = pod(&[true]);
+        old["metadata"]["labels"] = serde_json::json!({"new": "label"});
+        req.old_object = Some(serde_json::value::RawValue::from_string(old.to_string()).unwrap());
+        let d = evaluate(&s, &Settings::default(), &req, None);
+        assert_eq!(
+            (d.allowed, d.outcome),
+            (true, Outcome::Skipped("pod update does not change its spec".into()))
+        );
+
+        let mut old = pod(&[true]);
+        old["spec"]["containers"][0]["image"] = "nginx:0".into();
+        req.old_object = Some(serde_json::value::RawValue::from_string(old.to_string()).unwrap());
+        assert!(!evaluate(&s, &Settings::default(), &req, None).allowed);
+    }
+
+    #[test]
+    fn ephemeral_container_update_is_evaluated() {
+        let mut p = pod(&[false]);
+        p["spec"]["ephemeralContainers"] = serde_json::json!([{"name": "debug", "image": "busybox", "securityContext": {"privileged": true}}]);
+        let mut req = request("", "Pod", Operation::Update, p.clone());
+        req.sub_resource = Some("ephemeralcontainers".into());
+        req.old_object = Some(serde_json::value::RawValue::from_string(pod(&[false]).to_string()).unwrap());
+        let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
+        assert!(!d.allowed);
+        assert_eq!(d.violations[0].path.as_str(), "spec.ephemeralContainers[0].securityContext.privileged");
+    }
+
+    #[rstest]
+    #[case::deny(OnError::Deny, false)]
+    #[case::allow(OnError::Allow, true)]
+    fn unreadable_object_follows_on_error(#[case] on_error: OnError, #[case] allowed: bool) {
+        let bad = serde_json::json!({"spec": {"containers": [{"name": "a", "securityContext": {"runAsUser": "x"}}]}});
+        let settings = Settings { on_error, ..Settings::default() };
+        let r = evaluate(&set(vec![]), &settings, &request("", "Pod", Operation::Create, bad), None)
+            .response("u");
+        assert_eq!(r.allowed, allowed);
+        let text = if allowed { r.warnings.join("") } else { r.status.unwrap().message };
+        assert!(text.contains("spec.containers[0].securityContext.runAsUser"), "{text}");
+    }
+
+    #[rstest]
+    #[case::delete(Operation::Delete, "Pod", None)]
+    #[case::connect(Operation::Connect, "Pod", None)]
+    #[case::other_kind(Operation::Create, "Service", None)]
+    #[case::status_subresource(Operation::Update, "Pod", Some("status"))]
+    fn not_evaluated(#[case] op: Operation, #[case] kind: &str, #[case] sub: Option<&str>) {
+        let mut req = request("", kind, op, pod(&[true]));
+        req.sub_resource = sub.map(str::to_owned);
+        let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
+        assert!(d.allowed);
+        assert!(matches!(d.outcome, Outcome::Skipped(_)), "{:?}", d.outcome);
+    }
+}

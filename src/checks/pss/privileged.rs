@@ -1,0 +1,62 @@
+//! `privileged` (baseline, v1.0+): no container may run privileged. Upstream
+//! `check_privileged.go` reads `securityContext.privileged` of every container, init container
+//! and ephemeral container; there is no pod-level field.
+
+use super::{Control, Who, container_sc_path, sc};
+use crate::policy::Finding;
+use crate::subject::Subject;
+
+pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
+    for c in s.containers() {
+        if sc(&c).and_then(|sc| sc.privileged) == Some(true) {
+            out.push(Finding::new(
+                container_sc_path(s, &c).field("privileged"),
+                format!("{id}: {} runs privileged", Who(&c)),
+                "set securityContext.privileged to false or remove it",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_pod::rule_paths;
+    use super::super::{Control, Rule};
+
+    fn paths(pod: &str) -> Vec<String> {
+        rule_paths(Control::Privileged, Rule::Privileged, pod)
+    }
+
+    #[test]
+    fn privileged_true_fails_in_every_container_list() {
+        let pod = r#"
+spec:
+  containers:
+  - {name: a, securityContext: {privileged: true}}
+  - {name: b, securityContext: {privileged: false}}
+  - {name: c}
+  initContainers:
+  - {name: i, securityContext: {privileged: true}}
+  ephemeralContainers:
+  - {name: e, securityContext: {privileged: true}}
+"#;
+        assert_eq!(
+            paths(pod),
+            [
+                "spec.containers[0].securityContext.privileged",
+                "spec.initContainers[0].securityContext.privileged",
+                "spec.ephemeralContainers[0].securityContext.privileged",
+            ]
+        );
+    }
+
+    #[test]
+    fn unset_or_false_passes() {
+        assert!(
+            paths(
+                "spec:\n  containers:\n  - {name: a, securityContext: {privileged: false}}\n  - {name: b}\n"
+            )
+            .is_empty()
+        );
+    }
+}

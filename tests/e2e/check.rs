@@ -1,0 +1,207 @@
+//! `podguard check`, `podguard policies` through the real binary on fixture files.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn fixture(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path).display().to_string()
+}
+
+fn podguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podguard")).args(args).output().expect("run podguard")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn privileged_pod_names_policy_rule_and_field_and_exits_1() {
+    let o = podguard(&[
+        "check",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("pods/privileged.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("[baseline/pss] spec.containers[0].securityContext.privileged: "), "{out}");
+    assert!(out.contains("[baseline/pss] spec.hostPID: "), "{out}");
+    assert!(out.contains("DENIED"), "{out}");
+}
+
+#[test]
+fn restricted_pod_passes_the_builtin_library() {
+    let o = podguard(&["check", &fixture("pods/restricted.yaml")]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn deployment_template_paths() {
+    let o = podguard(&[
+        "check",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("workloads/deployment-bad-template.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("spec.template.spec.hostNetwork"), "{out}");
+    assert!(out.contains("spec.template.spec.containers[1].securityContext.privileged"), "{out}");
+}
+
+#[test]
+fn cronjob_paths_sit_under_the_job_template() {
+    let o = podguard(&[
+        "check",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("workloads/cronjob-bad.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("spec.jobTemplate.spec.template.spec.containers[0].securityContext.privileged"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn broken_policy_exits_2_naming_file_and_field() {
+    let file = fixture("policies/broken/unknown-field.yaml");
+    let o = podguard(&["check", "--policies", &file, &fixture("pods/restricted.yaml")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{file}:9: document[0]: spec.rules[0].chek: unknown field `chek`")),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_format_is_the_documented_contract() {
+    let o = podguard(&[
+        "check",
+        "--format",
+        "json",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("pods/privileged.yaml"),
+        &fixture("manifests/mixed-list.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v["summary"],
+        serde_json::json!({"objects": 3, "denied": 1, "warned": 0, "audited": 0, "skipped": 1})
+    );
+    let first = &v["results"][0];
+    assert_eq!(first["file"], fixture("pods/privileged.yaml"));
+    assert_eq!(
+        (first["kind"].as_str(), first["namespace"].as_str(), first["name"].as_str()),
+        (Some("Pod"), Some("team-a"), Some("privileged"))
+    );
+    assert_eq!(first["allowed"], false);
+    let viol = &first["violations"][0];
+    for key in ["policy", "rule", "mode", "severity", "path", "message", "controls"] {
+        assert!(viol.get(key).is_some(), "missing {key} in {viol}");
+    }
+    assert_eq!((viol["policy"].as_str(), viol["mode"].as_str()), (Some("baseline"), Some("enforce")));
+    assert_eq!(v["results"][1]["skipped"], true);
+    assert_eq!(
+        (v["results"][2]["document"].as_u64(), v["results"][2]["allowed"].as_bool()),
+        (Some(1), Some(true))
+    );
+}
+
+#[test]
+fn warn_mode_reports_but_exits_0() {
+    let o = podguard(&[
+        "check",
+        "--policies",
+        &fixture("policies/restricted-warn.yaml"),
+        &fixture("pods/privileged.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warn    [restricted/pss]"), "{}", stdout(&o));
+}
+
+#[test]
+fn default_mode_warn_turns_denials_into_warnings() {
+    let o = podguard(&[
+        "check",
+        "--default-mode",
+        "warn",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("pods/privileged.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn stdin_and_folders() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podguard"))
+        .args(["check", "--policies", &fixture("policies/baseline.yaml"), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let text = std::fs::read(fixture("pods/privileged.yaml")).expect("fixture");
+    child.stdin.take().expect("stdin").write_all(&text).expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).starts_with("-[0] Pod team-a/privileged: DENIED"), "{}", stdout(&o));
+
+    let o = podguard(&[
+        "check",
+        "--format",
+        "json",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("workloads"),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["summary"]["objects"], 2);
+}
+
+#[test]
+fn admission_review_documents_are_evaluated_as_the_webhook_would() {
+    let o = podguard(&[
+        "check",
+        "--policies",
+        &fixture("policies/baseline.yaml"),
+        &fixture("reviews/privileged-pod.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("spec.containers[0].securityContext.privileged"));
+}
+
+#[test]
+fn unreadable_input_exits_2_with_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n").expect("write");
+    let o = podguard(&["check", bad.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(&format!("{}:", bad.display())), "{}", stderr(&o));
+}
+
+#[test]
+fn policies_lint_and_list() {
+    let o = podguard(&["policies", "lint", &fixture("policies/broken")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown field `chek`"));
+    let o = podguard(&["policies", "lint", &fixture("policies/baseline.yaml")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = podguard(&["policies", "list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("pod-security-baseline"), "{out}");
+    assert!(out.contains("podSecurity"), "{out}");
+}
