@@ -33,7 +33,6 @@ thread_local! {
 /// drop, so nested or interleaved evaluations on one thread cannot clear each other's.
 #[derive(Debug)]
 pub(super) struct Deadline {
-    at: Option<Instant>,
     previous: Option<Instant>,
     previous_exceeded: bool,
 }
@@ -44,12 +43,14 @@ impl Deadline {
         let at = Instant::now().checked_add(budget);
         let previous = DEADLINE.replace(at);
         let previous_exceeded = EXCEEDED.replace(false);
-        Self { at, previous, previous_exceeded }
+        Self { previous, previous_exceeded }
     }
 
-    /// Whether a tick failed since [`Deadline::arm`], or the deadline has passed.
+    /// Whether a check of the deadline failed since [`Deadline::arm`]. Only work that was
+    /// actually cut short counts: a loop-free rule that completed is judged on its result even
+    /// if its thread was descheduled past the deadline, so a busy node does not fail it.
     pub(super) fn exceeded(&self) -> bool {
-        EXCEEDED.get() || self.at.is_some_and(|at| Instant::now() >= at)
+        EXCEEDED.get()
     }
 }
 
@@ -148,4 +149,71 @@ fn wrap(e: &mut IdedExpr, next_id: &mut u64) {
         id: *next_id,
         expr: Expr::Call(CallExpr { func_name: TICK.to_owned(), target: None, args: vec![inner] }),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instrumented(source: &str) -> IdedExpr {
+        let mut e = cel::Env::stdlib().parser().parse(source).unwrap();
+        instrument(&mut e, &mut 1000);
+        e
+    }
+
+    fn comprehension(e: &IdedExpr) -> &cel::common::ast::ComprehensionExpr {
+        match &e.expr {
+            Expr::Comprehension(c) => c,
+            other => panic!("not a comprehension: {other:?}"),
+        }
+    }
+
+    fn ticks(e: &IdedExpr) -> bool {
+        matches!(&e.expr, Expr::Call(c) if c.func_name == TICK)
+    }
+
+    #[test]
+    fn map_ticks_inside_the_appended_element_and_keeps_a_literal_condition() {
+        let e = instrumented("[1, 2].map(x, x * 2)");
+        let c = comprehension(&e);
+        assert!(matches!(c.loop_cond.expr, Expr::Literal(_)));
+        let Expr::Call(step) = &c.loop_step.expr else { panic!() };
+        let Expr::List(l) = &step.args[1].expr else { panic!() };
+        assert!(ticks(&l.elements[0]));
+    }
+
+    #[test]
+    fn filter_ticks_its_guard() {
+        let e = instrumented("[1, 2].filter(x, x > 1)");
+        let Expr::Call(step) = &comprehension(&e).loop_step.expr else { panic!() };
+        assert_eq!(step.func_name, operators::CONDITIONAL);
+        assert!(ticks(&step.args[0]));
+    }
+
+    #[test]
+    fn all_and_exists_tick_their_condition_at_every_depth() {
+        let e = instrumented("[1].all(x, [2].exists(y, y > x))");
+        let outer = comprehension(&e);
+        assert!(ticks(&outer.loop_cond));
+        let Expr::Call(step) = &outer.loop_step.expr else { panic!() };
+        let inner = comprehension(&step.args[1]);
+        assert!(ticks(&inner.loop_cond));
+    }
+
+    #[test]
+    fn a_deadline_is_sticky_and_restored_on_drop() {
+        assert!(checkpoint().is_ok(), "no deadline armed: no limit");
+        {
+            let outer = Deadline::arm(Duration::from_secs(60));
+            {
+                let inner = Deadline::arm(Duration::ZERO);
+                assert!(!inner.exceeded(), "nothing was cut short yet");
+                assert!(checkpoint().is_err());
+                assert!(inner.exceeded());
+            }
+            assert!(checkpoint().is_ok());
+            assert!(!outer.exceeded());
+        }
+        assert!(checkpoint().is_ok());
+    }
 }

@@ -338,3 +338,53 @@ pub(super) fn children_mut(e: &mut IdedExpr) -> Vec<&mut IdedExpr> {
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(source: &str, foreach: bool) -> Result<Program, CompileError> {
+        let env = super::super::library::env().unwrap();
+        Program::compile(&env, Field::Cel, source, foreach, &mut Vec::new())
+    }
+
+    fn uses(source: &str) -> Vec<&'static str> {
+        let u = compile(source, true).unwrap().uses;
+        Var::ALL.into_iter().filter(|v| u.has(*v)).map(Var::name).collect()
+    }
+
+    #[test]
+    fn uses_lists_only_the_variables_read() {
+        assert_eq!(uses("spec.hostNetwork && metadata.name != ''"), ["spec", "metadata"]);
+        assert_eq!(
+            uses("container.image != '' && index >= 0 && has(object.spec)"),
+            ["object", "container", "index"]
+        );
+        assert_eq!(uses("true"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn comprehension_variables_and_namespaces_are_not_variables() {
+        assert_eq!(uses("[1].all(object, object > 0)"), Vec::<&str>::new());
+        assert_eq!(uses("[1].map(x, x).exists(y, y == request.name.size())"), ["request"]);
+        assert_eq!(
+            uses("math.greatest(1, 2) == 2 && strings.quote('a') != '' && type(1) == int"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(uses("lists.range(2).size() == 2 && sets.contains([1], [1])"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_iteration_variable_is_scoped_to_its_loop() {
+        let err = compile("[1].all(x, x > 0) && x > 0", true).unwrap_err();
+        assert_eq!(err.position, Some(Position { line: 1, column: 22 }));
+        assert!(err.reason.starts_with("unknown variable `x`"), "{err}");
+    }
+
+    #[test]
+    fn depth_counts_after_instrumentation() {
+        let nested = |n: usize| format!("{}true{}", "[1].all(x, ".repeat(n), ")".repeat(n));
+        assert!(compile(&nested(8), false).is_ok());
+        assert!(compile(&nested(16), false).unwrap_err().reason.contains("nests more than 32"));
+    }
+}

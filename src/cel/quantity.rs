@@ -320,3 +320,75 @@ fn arg<'a, 'v, T: FromVal<'a, 'v> + Val>(v: &'a CowVal<'_, 'v>) -> Result<&'a T,
         want: T::cel_type().name().to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    fn q(negative: bool, mantissa: u128, exponent: i32) -> Quantity {
+        Quantity { negative, mantissa, exponent }
+    }
+
+    #[rstest]
+    #[case::plain("1", q(false, 1, 0))]
+    #[case::trailing_zeros("1000", q(false, 1, 3))]
+    #[case::milli("500m", q(false, 5, -1))]
+    #[case::fraction("1.5", q(false, 15, -1))]
+    #[case::leading_dot(".5", q(false, 5, -1))]
+    #[case::trailing_dot("5.", q(false, 5, 0))]
+    #[case::nano("3n", q(false, 3, -9))]
+    #[case::kilo("2k", q(false, 2, 3))]
+    #[case::exa("1E", q(false, 1, 18))]
+    #[case::kibi("1Ki", q(false, 1024, 0))]
+    #[case::gibi_fraction("1.5Gi", q(false, 1_610_612_736, 0))]
+    #[case::exponent("12e3", q(false, 12, 3))]
+    #[case::negative_exponent("1E-3", q(false, 1, -3))]
+    #[case::negative("-250m", q(true, 25, -2))]
+    #[case::plus("+1", q(false, 1, 0))]
+    #[case::zero_is_not_negative("-0.000", q(false, 0, 0))]
+    fn parses(#[case] s: &str, #[case] expected: Quantity) {
+        assert_eq!(Quantity::parse(s), Ok(expected));
+    }
+
+    #[rstest]
+    fn refuses(
+        #[values("", "-", ".", "1K", "1.2.3", "--1", "Mi", "1e", "1 Mi", "1mi", "0x10", "1e1.5")] s: &str,
+    ) {
+        assert!(Quantity::parse(s).is_err(), "{s}");
+    }
+
+    #[rstest]
+    #[case("1Gi", "1073741824", Ordering::Equal)]
+    #[case("0.5", "500m", Ordering::Equal)]
+    #[case("999m", "1", Ordering::Less)]
+    #[case("1.0001", "1", Ordering::Greater)]
+    #[case("-1", "1m", Ordering::Less)]
+    #[case("-2", "-1", Ordering::Less)]
+    #[case("1e3", "1k", Ordering::Equal)]
+    #[case("1Ki", "1k", Ordering::Greater)]
+    #[case("0", "-0", Ordering::Equal)]
+    #[case("1E", "999999999999999999", Ordering::Greater)]
+    fn compares_exactly(#[case] a: &str, #[case] b: &str, #[case] expected: Ordering) {
+        let (a, b) = (Quantity::parse(a).unwrap(), Quantity::parse(b).unwrap());
+        assert_eq!(a.compare(&b), expected);
+        assert_eq!(b.compare(&a), expected.reverse());
+    }
+
+    #[test]
+    fn integers_and_floats() {
+        assert_eq!(Quantity::parse("2Ki").unwrap().as_integer(), Some(2048));
+        assert_eq!(Quantity::parse("1.5").unwrap().as_integer(), None);
+        assert_eq!(Quantity::parse("10E").unwrap().as_integer(), None, "beyond int64");
+        assert_eq!(Quantity::parse("-250m").unwrap().as_float(), -0.25);
+    }
+
+    #[test]
+    fn addition_aligns_exponents() {
+        let sum = Quantity::parse("1").unwrap().add(&Quantity::parse("250m").unwrap()).unwrap();
+        assert_eq!(sum, Quantity::parse("1.25").unwrap());
+        let zero = Quantity::parse("1Gi").unwrap().add(&Quantity::parse("1Gi").unwrap().negated()).unwrap();
+        assert_eq!(zero, q(false, 0, 0));
+    }
+}

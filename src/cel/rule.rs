@@ -178,9 +178,6 @@ impl Check for CelRule {
             return;
         };
         for c in subject.containers().filter(|c| includes(foreach, c.kind)) {
-            if deadline.exceeded() {
-                return out.push(self.over_budget(c.path(subject)));
-            }
             let text = if uses.has(Var::Container) {
                 match container_text(&c) {
                     Ok(t) => Some(t),

@@ -46,8 +46,12 @@ pub(super) struct Request<'a> {
     pub(super) namespace_labels: Option<&'a BTreeMap<String, String>>,
 }
 
+/// Budget of the tests that are not about the budget: ample, so that a loaded test machine
+/// cannot make them fail.
+const AMPLE: Duration = Duration::from_secs(30);
+
 pub(super) fn run_with(rule: &Rule, params: &Params, m: &Manifest, req: Request<'_>) -> Vec<Finding> {
-    let check = compile(rule, params, DEFAULT_BUDGET).unwrap();
+    let check = compile(rule, params, AMPLE).unwrap();
     let user = UserInfo {
         username: "alice".into(),
         groups: vec!["dev".into(), "system:authenticated".into()],
@@ -347,8 +351,8 @@ fn run_budget(expr: &str, budget: Duration) -> (Vec<Finding>, Duration) {
 fn the_budget_stops_long_expressions(#[case] expr: &str) {
     let (findings, took) = run_budget(expr, Duration::from_millis(10));
     assert_eq!(messages(&findings), ["CEL rule exceeded its time budget of 10ms"], "{expr}");
-    // Unbounded, each of these runs for minutes; the bound holds with room for slow CI.
-    assert!(took < Duration::from_millis(500), "{expr} took {took:?}");
+    // Unbounded, each of these runs for minutes; the bound holds with room for a loaded machine.
+    assert!(took < Duration::from_secs(2), "{expr} took {took:?}");
 }
 
 #[test]
@@ -364,7 +368,7 @@ fn the_budget_keeps_map_and_filter_linear() {
 fn the_budget_is_per_rule_and_subject() {
     let (findings, _) = run_budget("lists.range(10).all(i, true)", Duration::ZERO);
     assert_eq!(messages(&findings), ["CEL rule exceeded its time budget of 0ns"]);
-    let (findings, _) = run_budget("lists.range(10).all(i, true)", DEFAULT_BUDGET);
+    let (findings, _) = run_budget("lists.range(10).all(i, true)", AMPLE);
     assert_eq!(findings, []);
 }
 

@@ -341,3 +341,37 @@ impl VariableResolver for Bindings<'_, '_> {
         Some(CowVal::Borrowed(v))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_without_escapes_borrow_the_text() {
+        let text = r#"{"image": "nginx:1.27", "note": "tab\there"}"#;
+        let v = from_json(text).unwrap();
+        let map = v.downcast_ref::<CelMap>().unwrap();
+        let get = |k: &'static str| {
+            map.inner().get(&CelMapKey::from(k)).unwrap().downcast_ref::<CelString>().unwrap()
+        };
+        assert_eq!(get("image").as_borrowed(), Some("nginx:1.27"));
+        assert_eq!(get("note").inner(), "tab\there");
+    }
+
+    #[test]
+    fn numbers_keep_their_kind() {
+        let v = from_json("[1, -2, 18446744073709551615, 1.5]").unwrap();
+        let types: Vec<&str> =
+            super::super::library::elements(&*v).unwrap().iter().map(|v| v.get_type().name()).collect();
+        assert_eq!(types, ["int", "int", "uint", "double"]);
+    }
+
+    #[test]
+    fn params_become_a_map() {
+        let params: crate::checks::Params =
+            serde_json::from_str(r#"{"a": [1, "x", null, {"b": true}]}"#).unwrap();
+        let v = from_params(&params);
+        assert_eq!(v.get_type().name(), "map");
+        assert_eq!(format!("{:?}", cel::Value::try_from(&*v).unwrap()).matches("String(\"x\")").count(), 1);
+    }
+}
