@@ -13,8 +13,9 @@ use podguard::policy::{Origin, PolicySet, load_str};
 use podguard::subject::Subject;
 
 fn fixture_json(path: &str) -> String {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path))
-        .expect("fixture");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path))
+            .expect("fixture");
     let value: serde_json::Value = serde_yaml_ng::from_str(&text).expect("yaml");
     value.to_string()
 }
@@ -25,7 +26,9 @@ fn policy(text: &str) -> PolicySet {
 
 fn engine(c: &mut Criterion) {
     let pod_json = fixture_json("pods/realistic.yaml");
-    let Decoded::Workload(pod) = object::decode("", "Pod", &pod_json).expect("decode") else { panic!("not a pod") };
+    let Decoded::Workload(pod) = object::decode("", "Pod", &pod_json).expect("decode") else {
+        panic!("not a pod")
+    };
     let subject = Subject::of(&pod);
     let user = UserInfo::default();
     let raw = serde_json::value::RawValue::from_string(pod_json.clone()).expect("raw");
@@ -46,11 +49,15 @@ fn engine(c: &mut Criterion) {
         "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: r}\nspec:\n  rules: [{name: pss, check: podSecurity}]\n  params: {level: restricted}\n",
     );
     assert!(restricted.evaluate(&ctx, &subject).is_empty(), "the bench pod must be restricted-compliant");
-    c.bench_function("pss_restricted_3_containers", |b| b.iter(|| black_box(restricted.evaluate(&ctx, black_box(&subject)))));
+    c.bench_function("pss_restricted_3_containers", |b| {
+        b.iter(|| black_box(restricted.evaluate(&ctx, black_box(&subject))))
+    });
 
     let (library, errors) = PolicySet::merge([podguard::source::embedded::load().expect("library")]);
     assert!(errors.is_empty());
-    c.bench_function("default_library_3_containers", |b| b.iter(|| black_box(library.evaluate(&ctx, black_box(&subject)))));
+    c.bench_function("default_library_3_containers", |b| {
+        b.iter(|| black_box(library.evaluate(&ctx, black_box(&subject))))
+    });
 
     // The whole decision the webhook makes after TLS and HTTP: review JSON in, response JSON out.
     let review = format!(

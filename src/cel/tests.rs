@@ -416,6 +416,25 @@ fn the_budget_is_per_rule_and_subject() {
 )]
 #[case::is_quantity("isQuantity('100m') && !isQuantity('100 m') && !isQuantity('1K')")]
 #[case::quantity_less("quantity('1') < quantity('2')")]
+#[case::optional_select(
+    "spec.?securityContext.?runAsUser.orValue(1000) != 0 && {'a': 1}[?'b'].orValue(0) == 0"
+)]
+#[case::optional_fns(
+    "optional.of(1).hasValue() && !optional.none().hasValue() && optional.of(2).value() == 2"
+)]
+#[case::exists_one_camel("[1, 2].existsOne(x, x == 1)")]
+#[case::map_three_args("[1, 2, 3].map(x, x > 1, x * 10) == [20, 30]")]
+#[case::time("timestamp('2023-01-01T10:00:00Z').getHours() == 10 && duration('1h') > duration('30m')")]
+#[case::strings_more(
+    "'%s-%d'.format(['a', 1]) == 'a-1' && strings.quote('a') == '\"a\"' && 'abc'.reverse() == 'cba'"
+)]
+#[case::char_at("'abc'.charAt(1) == 'b' && 'a-b'.split('-', 1) == ['a-b']")]
+#[case::lists_more(
+    "[3, 1].sortBy(x, x) == [1, 3] && lists.range(3) == [0, 1, 2] && [1, 2].reverse() == [2, 1]"
+)]
+#[case::math_more("math.ceil(1.2) == 2.0 && math.abs(-1) == 1 && math.sqrt(4) == 2.0")]
+#[case::base64_decode("base64.decode('aGk=') == b'hi'")]
+#[case::conversions("type(1) == int && dyn(1) == 1 && int('1') == 1 && bool('true') && bytes('a') == b'a'")]
 fn library_functions(#[case] expr: &str) {
     assert_eq!(run(&cel(expr), &manifest(POD)), [], "{expr}");
 }

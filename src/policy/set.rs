@@ -161,7 +161,9 @@ impl CompiledPolicy {
                     crate::cel::compile(rule, &policy.spec.params, crate::cel::DEFAULT_BUDGET).map_err(|e| {
                         let (needle, f) = match e.field {
                             crate::cel::Field::Cel => ("cel:", ".cel"),
-                            crate::cel::Field::MessageExpression => ("messageExpression:", ".messageExpression"),
+                            crate::cel::Field::MessageExpression => {
+                                ("messageExpression:", ".messageExpression")
+                            }
                         };
                         (Some(needle.into()), field(f), e.to_string())
                     })
@@ -174,7 +176,8 @@ impl CompiledPolicy {
         }
         // Params are shared by a policy's rules; a key that no rule reads is most likely a typo.
         // CEL can read any key, so a policy with CEL rules accepts all.
-        let all_checks_known = policy.spec.rules.iter().all(|r| r.check.as_deref().is_none_or(|c| checks::lookup(c).is_some()));
+        let all_checks_known =
+            policy.spec.rules.iter().all(|r| r.check.as_deref().is_none_or(|c| checks::lookup(c).is_some()));
         if !has_cel && all_checks_known {
             for key in policy.spec.params.keys() {
                 if !read_params.contains(key.as_str()) {
