@@ -7,9 +7,9 @@
 //! and `index`. `true` passes; `false`, a run-time error, a non-bool result and an exhausted
 //! time budget are findings. docs/cel.md is the user-facing reference.
 //!
-//! Layout: [`program`] parses, checks and instruments one expression; [`budget`] bounds its
-//! running time; [`patterns`] compiles literal regexes at load; [`vars`] builds the variables;
-//! [`library`] is the function library (with [`quantity`]); [`rule`] is the `Check`.
+//! Layout: `program` parses, checks and instruments one expression; `budget` bounds its running
+//! time; `patterns` compiles literal regexes at load; `vars` builds the variables; `library` is
+//! the function library (with `quantity`); `rule` is the `Check`.
 //! Contact points: [`crate::policy::set`] calls [`compile`] for every rule with `cel`.
 
 mod budget;
