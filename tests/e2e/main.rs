@@ -1,3 +1,6 @@
-//! End-to-end tests in one binary: the real CLI and the real HTTPS server.
+//! End-to-end tests in one binary: the real CLI, the real HTTPS server, the rendered Helm chart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod chart;
 mod check;
