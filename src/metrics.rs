@@ -1,1 +1,211 @@
-//! (in progress)
+//! Prometheus metrics of the webhook: one [`Metrics`] struct, served as text on the plain
+//! metrics port.
+//!
+//! Labels are bounded on purpose: decisions, operations and kinds are closed sets of
+//! `&'static str`, policy names are the set's own `Arc<str>` (as many as policies ever loaded);
+//! never a namespace, user or object name, which would grow without limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::admission::{Decision, Outcome};
+use crate::context::Operation;
+use crate::policy::Origin;
+use crate::source::Store;
+
+/// Upper bounds of the latency histogram, in seconds: fine steps below a millisecond (where
+/// every normal decision falls) and coarse ones up to the API server's 10 s webhook limit.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What happened to a request, as the `decision` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DecisionLabel {
+    /// Evaluated and admitted (possibly with warnings or audit annotations).
+    Allowed,
+    /// Evaluated and refused.
+    Denied,
+    /// Admitted without evaluation (DELETE, exempt, unchanged pod spec, not a pod kind).
+    Skipped,
+    /// The object could not be read; answered per `--on-error`.
+    Error,
+    /// Not an AdmissionReview (HTTP 400).
+    Invalid,
+}
+
+impl DecisionLabel {
+    /// The label for a decision.
+    pub fn of(decision: &Decision) -> Self {
+        match (&decision.outcome, decision.allowed) {
+            (Outcome::Unreadable(_), _) => Self::Error,
+            (Outcome::Skipped(_), _) => Self::Skipped,
+            (Outcome::Evaluated, true) => Self::Allowed,
+            (Outcome::Evaluated, false) => Self::Denied,
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Skipped => "skipped",
+            Self::Error => "error",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    decision: &'static str,
+    operation: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ViolationLabels {
+    policy: Arc<str>,
+    mode: &'static str,
+}
+
+/// Every metric of the process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Histogram,
+    violations: Family<ViolationLabels, Counter>,
+    load_errors: Counter,
+}
+
+impl Metrics {
+    /// Registers every metric; `podguard_policies` is read from `store` at each scrape.
+    pub fn new(store: Arc<Store>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = Histogram::new(DURATION_BUCKETS.iter().copied());
+        let violations = Family::<ViolationLabels, Counter>::default();
+        let load_errors = Counter::default();
+        registry.register(
+            "podguard_admission_requests",
+            "Admission requests by decision, operation and kind",
+            requests.clone(),
+        );
+        registry.register(
+            "podguard_admission_duration_seconds",
+            "Time from request body to response body, per admission request",
+            duration.clone(),
+        );
+        registry.register(
+            "podguard_violations",
+            "Policy violations found, by policy and effective mode",
+            violations.clone(),
+        );
+        registry.register(
+            "podguard_policy_load_errors",
+            "Policy loads refused (the source's previous policies stayed in force)",
+            load_errors.clone(),
+        );
+        registry.register_collector(Box::new(PolicyCount(store)));
+        Self { registry, requests, duration, violations, load_errors }
+    }
+
+    /// Records one answered admission request.
+    pub fn record(&self, label: DecisionLabel, operation: Option<Operation>, kind: &str, elapsed: Duration) {
+        // Kinds the engine reads; anything else (bounded or not) is `other`.
+        let kind = crate::object::KINDS.iter().find(|k| **k == kind).copied().unwrap_or("other");
+        let operation = operation.map_or("unknown", Operation::as_str);
+        self.requests.get_or_create(&RequestLabels { decision: label.as_str(), operation, kind }).inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts the violations of a decision, by policy and effective mode.
+    pub fn record_violations(&self, decision: &Decision) {
+        for v in &decision.violations {
+            self.violations
+                .get_or_create(&ViolationLabels { policy: v.policy.clone(), mode: v.mode.as_str() })
+                .inc();
+        }
+    }
+
+    /// Counts one refused policy load.
+    pub fn policy_load_failed(&self) {
+        self.load_errors.inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `podguard_policies{source}`: the policies in force by kind of source, read at scrape time so
+/// it is right whichever source (files, ConfigMaps) changed the set.
+#[derive(Debug)]
+struct PolicyCount(Arc<Store>);
+
+impl Collector for PolicyCount {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let set = self.0.current();
+        let mut counts = [("builtin", 0i64), ("file", 0), ("configmap", 0)];
+        for p in set.policies() {
+            let i = match p.origin {
+                Origin::Builtin { .. } => 0,
+                Origin::File { .. } => 1,
+                Origin::ConfigMap { .. } => 2,
+            };
+            counts[i].1 += 1;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "podguard_policies",
+            "Policies in force, by kind of source",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (source, n) in counts {
+            ConstGauge::new(n).encode(metric.encode_family(&[("source", source)])?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_has_every_metric_with_bounded_labels() {
+        let m = Metrics::new(Arc::new(Store::new()));
+        m.record(DecisionLabel::Denied, Some(Operation::Create), "Pod", Duration::from_micros(120));
+        m.record(DecisionLabel::Invalid, None, "", Duration::from_micros(5));
+        m.record(DecisionLabel::Allowed, Some(Operation::Update), "Widget", Duration::from_millis(2));
+        m.policy_load_failed();
+        let text = m.encode();
+        for needle in [
+            r#"podguard_admission_requests_total{decision="denied",operation="CREATE",kind="Pod"} 1"#,
+            r#"podguard_admission_requests_total{decision="invalid",operation="unknown",kind="other"} 1"#,
+            r#"podguard_admission_requests_total{decision="allowed",operation="UPDATE",kind="other"} 1"#,
+            r#"podguard_admission_duration_seconds_bucket{le="0.00025"} 2"#,
+            "podguard_admission_duration_seconds_count 3",
+            "podguard_policy_load_errors_total 1",
+            r#"podguard_policies{source="builtin"} 0"#,
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

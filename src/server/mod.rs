@@ -1,1 +1,201 @@
-//! (in progress)
+//! The admission webhook server: HTTPS `POST /validate`, `/healthz`, `/readyz` on one port,
+//! plain-HTTP `/metrics` and `/policies` on another.
+//!
+//! [`Server::bind`] binds both ports (so a port in use is reported before anything runs),
+//! [`Server::run`] serves until the shutdown future resolves, then drains in-flight requests
+//! within the grace period. What a request meets is in [`State`]: the policy [`Store`], the
+//! decision [`Settings`], [`Metrics`], the [`NamespaceLabels`] hook and [`Readiness`]. Policy
+//! sources and TLS files are loaded and watched by the caller (`cli::serve`), not here.
+
+pub mod routes;
+pub mod shutdown;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use routes::{metrics_router, router};
+pub use tls::CertResolver;
+
+use crate::admission::Settings;
+use crate::metrics::Metrics;
+use crate::source::Store;
+
+/// A server that cannot start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A port cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS configuration cannot be built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Labels of namespaces, for `podguard.dev/mode` and policies' `namespaceSelector`.
+///
+/// Called once per admission request, on the request's task: it must answer from memory (a
+/// map lookup and an `Arc` clone), never block or reach the API server. The namespace cache
+/// fills its map from a watch and hands out shared label maps.
+pub trait NamespaceLabels: Send + Sync + fmt::Debug {
+    /// Labels of `namespace`, or `None` when the namespace is unknown.
+    fn labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>>;
+
+    /// Whether the source has its first full view (gates `/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// No namespace labels: running without a cluster, or before the namespace cache exists.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoNamespaceLabels;
+
+impl NamespaceLabels for NoNamespaceLabels {
+    fn labels(&self, _namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        None
+    }
+}
+
+/// What `/readyz` waits for: a TLS pair and a first policy set.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    tls: AtomicBool,
+    policies: AtomicBool,
+}
+
+impl Readiness {
+    /// Marks the TLS pair loaded.
+    pub fn tls_loaded(&self) {
+        self.tls.store(true, Ordering::Release);
+    }
+
+    /// Marks the first policy set loaded (every configured source has been read once).
+    pub fn policies_loaded(&self) {
+        self.policies.store(true, Ordering::Release);
+    }
+
+    /// What is still missing, if anything.
+    pub fn missing(&self) -> Option<&'static str> {
+        if !self.tls.load(Ordering::Acquire) {
+            Some("no TLS certificate loaded yet")
+        } else if !self.policies.load(Ordering::Acquire) {
+            Some("no policy set loaded yet")
+        } else {
+            None
+        }
+    }
+}
+
+/// Everything a request handler reads, shared by all requests.
+#[derive(Debug)]
+pub struct Shared {
+    /// The policies in force.
+    pub store: Arc<Store>,
+    /// Modes, exemptions, `--on-error`.
+    pub settings: Settings,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Namespace labels hook.
+    pub namespaces: Arc<dyn NamespaceLabels>,
+    /// Readiness gates.
+    pub readiness: Arc<Readiness>,
+}
+
+/// Handler state: a cheap clone of the shared parts.
+#[derive(Debug, Clone)]
+pub struct State(pub Arc<Shared>);
+
+impl std::ops::Deref for State {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Ports and limits.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// HTTPS admission address.
+    pub listen: SocketAddr,
+    /// Plain-HTTP metrics address.
+    pub metrics_listen: SocketAddr,
+    /// Largest accepted request body; larger is HTTP 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after the shutdown signal.
+    pub grace_period: Duration,
+}
+
+/// Both ports bound, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    admission: TcpListener,
+    metrics: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: State,
+    options: Options,
+}
+
+impl Server {
+    /// Binds both ports and builds the TLS configuration around `certs`.
+    pub async fn bind(options: Options, state: State, certs: Arc<CertResolver>) -> Result<Self, Error> {
+        let tls = Arc::new(tls::server_config(certs)?);
+        state.readiness.tls_loaded();
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
+        };
+        let admission = bind(options.listen).await?;
+        let metrics = bind(options.metrics_listen).await?;
+        Ok(Self { admission, metrics, tls, state, options })
+    }
+
+    /// The bound admission address (with the real port when `:0` was asked).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.admission.local_addr().ok()
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+    /// within the grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let metrics_app = metrics_router(self.state.clone());
+        let metrics_stop = stopped(stop_rx.clone());
+        let metrics = tokio::spawn(async move {
+            let serve = axum::serve(self.metrics, metrics_app).with_graceful_shutdown(metrics_stop);
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+        let app = router(self.state, self.options.max_body_bytes);
+        let admission =
+            shutdown::serve_tls(self.admission, self.tls, app, stopped(stop_rx), self.options.grace_period);
+        let admission = tokio::spawn(admission);
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = stop_tx.send(true);
+        let _ = admission.await;
+        // The metrics port has nothing worth waiting for.
+        metrics.abort();
+        tracing::info!("stopped");
+    }
+}

@@ -27,6 +27,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Box<LoadError>> {
         .collect();
     entries.sort();
     for p in entries {
+        // Mounted ConfigMaps hold `..data` and `..<timestamp>` folders beside the key symlinks;
+        // walking them would load every file twice.
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
         } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {

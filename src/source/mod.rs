@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod events;
 pub mod files;
 pub mod namespaces;
+pub mod watch;
 
 #[cfg(test)]
 mod mock_api;

@@ -1,0 +1,354 @@
+//! HTTP routes: the admission router (`POST /validate`, `GET /healthz`, `GET /readyz`) and
+//! the metrics router (`GET /metrics`, `GET /policies`).
+//!
+//! Handlers stay thin: parse the review, take the policy set once, call
+//! [`admission::evaluate`] inline (it takes microseconds; a thread hop would cost more), answer,
+//! then record one log line and the metrics. Everything that decides lives in
+//! [`crate::admission`], shared with `podguard check`.
+
+use std::fmt::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State as Extract};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use super::State;
+use crate::admission::{self, AdmissionRequest, Decision, Outcome, review};
+use crate::metrics::DecisionLabel;
+use crate::policy::{CompiledPolicy, LoadError, Mode, Origin, Severity};
+use crate::telemetry::DECISION_TARGET;
+
+/// The admission router, with the body size limit and panic guard applied.
+pub fn router(state: State, max_body_bytes: usize) -> Router {
+    let routes = Router::new()
+        .route("/validate", post(validate))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    guard(routes, max_body_bytes)
+}
+
+/// Applies what every admission route gets: bodies over `max_body_bytes` are refused with 413,
+/// and a panic (a bug) becomes a 500 for that request instead of killing the connection task.
+pub fn guard(routes: Router, max_body_bytes: usize) -> Router {
+    routes.layer(DefaultBodyLimit::max(max_body_bytes)).layer(CatchPanicLayer::new())
+}
+
+async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let request = match review::parse(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            state.metrics.record(DecisionLabel::Invalid, None, "", started.elapsed());
+            tracing::warn!(error = %e, "refused a request that is not an AdmissionReview");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+        }
+    };
+    let policies = state.store.current();
+    let labels = request.namespace.as_deref().and_then(|ns| state.namespaces.labels(ns));
+    let decision = admission::evaluate(&policies, &state.settings, &request, labels.as_deref());
+    let body = decision.response(&request.uid).to_review_json();
+    let elapsed = started.elapsed();
+    let label = DecisionLabel::of(&decision);
+    state.metrics.record(label, Some(request.operation), &request.kind.kind, elapsed);
+    state.metrics.record_violations(&decision);
+    log_decision(&request, &decision, label, elapsed);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The one log line of a decision.
+fn log_decision(request: &AdmissionRequest, decision: &Decision, label: DecisionLabel, elapsed: Duration) {
+    let reason = match &decision.outcome {
+        Outcome::Evaluated => None,
+        Outcome::Skipped(reason) => Some(reason.clone()),
+        Outcome::Unreadable(e) => Some(e.to_string()),
+    };
+    tracing::info!(
+        target: DECISION_TARGET,
+        uid = %request.uid,
+        kind = %request.kind.kind,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        name = request.name.as_deref().unwrap_or_default(),
+        user = %request.user_info.username,
+        operation = request.operation.as_str(),
+        dry_run = request.dry_run.unwrap_or(false),
+        decision = label.as_str(),
+        allowed = decision.allowed,
+        violations = %Violated(decision),
+        reason,
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "decision"
+    );
+}
+
+/// `policy/rule=mode` of every violated rule, each once, comma-separated.
+struct Violated<'a>(&'a Decision);
+
+impl fmt::Display for Violated<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut seen: Vec<(&str, &str, Mode)> = Vec::new();
+        for v in &self.0.violations {
+            let key = (&*v.policy, &*v.rule, v.mode);
+            if seen.contains(&key) {
+                continue;
+            }
+            if !seen.is_empty() {
+                f.write_char(',')?;
+            }
+            write!(f, "{}/{}={}", v.policy, v.rule, v.mode)?;
+            seen.push(key);
+        }
+        Ok(())
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(Extract(state): Extract<State>) -> Response {
+    let missing = state
+        .readiness
+        .missing()
+        .or_else(|| (!state.namespaces.ready()).then_some("namespace labels not synced yet"));
+    match missing {
+        None => "ok\n".into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+    }
+}
+
+/// The metrics router: Prometheus text and the policy listing, plain HTTP.
+pub fn metrics_router(state: State) -> Router {
+    Router::new().route("/metrics", get(metrics)).route("/policies", get(policies)).with_state(state)
+}
+
+async fn metrics(Extract(state): Extract<State>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `GET /policies`: what is in force and what failed to load.
+#[derive(serde::Serialize)]
+struct Listing<'a> {
+    policies: Vec<PolicyEntry<'a>>,
+    errors: Vec<LoadError>,
+}
+
+#[derive(serde::Serialize)]
+struct PolicyEntry<'a> {
+    name: &'a str,
+    origin: &'a Origin,
+    document: usize,
+    mode: Mode,
+    severity: Severity,
+    rules: Vec<&'a str>,
+    controls: Vec<String>,
+}
+
+impl<'a> PolicyEntry<'a> {
+    fn of(p: &'a CompiledPolicy) -> Self {
+        Self {
+            name: &p.name,
+            origin: &p.origin,
+            document: p.document,
+            mode: p.mode.unwrap_or(Mode::Enforce),
+            severity: p.severity,
+            rules: p.rules.iter().map(|r| &*r.name).collect(),
+            controls: p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect(),
+        }
+    }
+}
+
+async fn policies(Extract(state): Extract<State>) -> Response {
+    let set = state.store.current();
+    let listing = Listing {
+        policies: set.policies().iter().map(|p| PolicyEntry::of(p)).collect(),
+        errors: state.store.errors(),
+    };
+    axum::Json(listing).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use rstest::rstest;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::admission::Settings;
+    use crate::metrics::Metrics;
+    use crate::policy::{Origin, load_str};
+    use crate::server::{NamespaceLabels, NoNamespaceLabels, Readiness, Shared};
+    use crate::source::{SourceKey, Store};
+
+    const LIMIT: usize = 64 * 1024;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    /// Namespaces labelled `podguard.dev/mode: warn`, from a fixed map.
+    #[derive(Debug)]
+    struct WarnNamespaces(Arc<BTreeMap<String, String>>);
+
+    impl NamespaceLabels for WarnNamespaces {
+        fn labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
+            (namespace == "payments").then(|| self.0.clone())
+        }
+    }
+
+    fn state_with(namespaces: Arc<dyn NamespaceLabels>, ready: bool) -> State {
+        let store = Arc::new(Store::new());
+        let text = String::from_utf8(fixture("policies/webhook.yaml")).unwrap();
+        let policies = load_str(&Origin::File { path: "webhook.yaml".into() }, &text).unwrap();
+        store.update(SourceKey::File { path: "webhook.yaml".into() }, Ok(policies));
+        let readiness = Arc::new(Readiness::default());
+        readiness.tls_loaded();
+        if ready {
+            readiness.policies_loaded();
+        }
+        State(Arc::new(Shared {
+            metrics: Arc::new(Metrics::new(store.clone())),
+            store,
+            settings: Settings::default(),
+            namespaces,
+            readiness,
+        }))
+    }
+
+    fn state() -> State {
+        state_with(Arc::new(NoNamespaceLabels), true)
+    }
+
+    async fn call(app: Router, method: Method, uri: &str, body: Vec<u8>) -> (StatusCode, String) {
+        let req = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn review(app: Router, path: &str) -> serde_json::Value {
+        let (status, body) = call(app, Method::POST, "/validate", fixture(path)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["response"].clone()
+    }
+
+    #[rstest]
+    #[case::get_validate(Method::GET, "/validate", StatusCode::METHOD_NOT_ALLOWED)]
+    #[case::post_healthz(Method::POST, "/healthz", StatusCode::METHOD_NOT_ALLOWED)]
+    #[case::unknown_path(Method::POST, "/mutate", StatusCode::NOT_FOUND)]
+    #[case::healthz(Method::GET, "/healthz", StatusCode::OK)]
+    #[case::readyz(Method::GET, "/readyz", StatusCode::OK)]
+    #[tokio::test]
+    async fn methods_and_paths(#[case] method: Method, #[case] uri: &str, #[case] want: StatusCode) {
+        let (status, _) = call(router(state(), LIMIT), method, uri, Vec::new()).await;
+        assert_eq!(status, want);
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_policies() {
+        let s = state_with(Arc::new(NoNamespaceLabels), false);
+        let (status, body) = call(router(s.clone(), LIMIT), Method::GET, "/readyz", Vec::new()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no policy set"), "{body}");
+        s.readiness.policies_loaded();
+        let (status, _) = call(router(s, LIMIT), Method::GET, "/readyz", Vec::new()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[rstest]
+    #[case::malformed("reviews/malformed.json", "invalid AdmissionReview JSON")]
+    #[case::wrong_api_version("reviews/wrong-api-version.json", "admission.k8s.io/v1beta1")]
+    #[tokio::test]
+    async fn bad_reviews_get_400_with_one_line(#[case] path: &str, #[case] needle: &str) {
+        let (status, body) = call(router(state(), LIMIT), Method::POST, "/validate", fixture(path)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains(needle), "{body}");
+        assert_eq!(body.trim_end().lines().count(), 1, "{body}");
+    }
+
+    #[tokio::test]
+    async fn oversized_body_gets_413() {
+        let (status, _) =
+            call(router(state(), LIMIT), Method::POST, "/validate", vec![b' '; LIMIT + 1]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        async fn boom() -> &'static str {
+            panic!("a bug")
+        }
+        let routes = Router::new().route("/boom", get(boom));
+        let (status, _) = call(guard(routes, LIMIT), Method::GET, "/boom", Vec::new()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn violating_pod_is_denied_and_counted() {
+        let s = state();
+        let r = review(router(s.clone(), LIMIT), "reviews/pod-violating.json").await;
+        assert_eq!(r["allowed"], false);
+        assert_eq!(r["status"]["code"], 403);
+        let text = s.metrics.encode();
+        assert!(
+            text.contains(
+                r#"podguard_admission_requests_total{decision="denied",operation="CREATE",kind="Pod"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"podguard_violations_total{policy="no-latest-tag",mode="enforce"} 2"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn namespace_label_hook_lowers_the_mode() {
+        let labels = BTreeMap::from([("podguard.dev/mode".to_owned(), "warn".to_owned())]);
+        let s = state_with(Arc::new(WarnNamespaces(Arc::new(labels))), true);
+        let r = review(router(s, LIMIT), "reviews/pod-violating.json").await;
+        assert_eq!(r["allowed"], true, "{r}");
+        assert!(
+            r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("no-latest-tag"))
+        );
+    }
+
+    #[tokio::test]
+    async fn policies_lists_what_is_in_force() {
+        let (status, body) = call(metrics_router(state()), Method::GET, "/policies", Vec::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let names: Vec<&str> =
+            v["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["no-latest-tag", "read-only-root", "readiness-probes", "no-default-namespace"]);
+        assert_eq!(v["policies"][2]["mode"], "warn");
+        assert_eq!(v["policies"][0]["origin"], serde_json::json!({"type": "file", "path": "webhook.yaml"}));
+        assert_eq!(v["errors"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn violated_lists_each_rule_once() {
+        let s = state();
+        let req = review::parse(&fixture("reviews/pod-violating.json")).unwrap();
+        let d = admission::evaluate(&s.store.current(), &s.settings, &req, None);
+        assert_eq!(
+            Violated(&d).to_string(),
+            "no-latest-tag/explicit-tag=enforce,read-only-root/read-only=enforce,readiness-probes/readiness=warn"
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! `podguard serve` end to end: the real binary over real HTTPS on 127.0.0.1, a TLS client
+//! trusting the generated CA, fixture AdmissionReviews from tests/fixtures/reviews.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podguard::server::tls::SelfSigned;
+use rstest::rstest;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Launch, Webhook, der, fixture, fixture_path, serve_exit};
+
+fn lines(message: &Value) -> Vec<&str> {
+    message.as_str().unwrap().lines().collect()
+}
+
+#[tokio::test]
+async fn compliant_pod_is_allowed_with_nothing_to_say() {
+    let w = Webhook::start();
+    let r = w.review("reviews/pod-compliant.json").await;
+    assert_eq!(r, serde_json::json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800001", "allowed": true}));
+}
+
+#[tokio::test]
+async fn violating_pod_is_denied_with_every_enforce_violation() {
+    let w = Webhook::start();
+    let r = w.review("reviews/pod-violating.json").await;
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 403);
+    assert_eq!(r["status"]["reason"], "Forbidden");
+    let msg = lines(&r["status"]["message"]);
+    let want = [
+        "[no-latest-tag/explicit-tag] spec.containers[0].image: ",
+        "[no-latest-tag/explicit-tag] spec.containers[1].image: ",
+        "[read-only-root/read-only] spec.containers[0].securityContext.readOnlyRootFilesystem: ",
+        "[read-only-root/read-only] spec.containers[1].securityContext.readOnlyRootFilesystem: ",
+    ];
+    assert_eq!(msg.len(), want.len(), "{msg:#?}");
+    for (line, start) in msg.iter().zip(want) {
+        assert!(line.starts_with(start), "{line} should start with {start}");
+        assert!(line.ends_with(')'), "every line ends with how to fix it: {line}");
+    }
+    // The warn-mode policy's finding is a warning even on a refused object.
+    let warnings = r["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].as_str().unwrap().starts_with("[readiness-probes/readiness] spec.containers[1]"));
+}
+
+#[tokio::test]
+async fn warn_mode_policy_gives_warnings_and_admits() {
+    let w = Webhook::start();
+    let r = w.review("reviews/pod-warn-only.json").await;
+    assert_eq!(r["allowed"], true);
+    assert!(r.get("status").is_none());
+    let warnings: Vec<&str> = r["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("[readiness-probes/readiness] spec.containers[0].readinessProbe: "));
+    assert!(warnings.iter().all(|w| w.chars().count() <= 120), "{warnings:?}");
+}
+
+#[tokio::test]
+async fn audit_mode_policy_gives_audit_annotations() {
+    let w = Webhook::start();
+    let r = w.review("reviews/pod-audit-only.json").await;
+    assert_eq!(r["allowed"], true);
+    assert!(r.get("warnings").is_none());
+    let list: Value = serde_json::from_str(r["auditAnnotations"]["violations"].as_str().unwrap()).unwrap();
+    assert_eq!(list[0]["policy"], "no-default-namespace");
+    assert_eq!(list[0]["path"], "metadata.namespace");
+}
+
+#[tokio::test]
+async fn deployment_template_is_denied_at_template_paths() {
+    let w = Webhook::start();
+    let r = w.review("reviews/deployment-violating.json").await;
+    assert_eq!(r["allowed"], false);
+    let msg = lines(&r["status"]["message"]);
+    assert_eq!(msg.len(), 1, "{msg:?}");
+    assert!(msg[0].starts_with("[no-latest-tag/explicit-tag] spec.template.spec.containers[0].image: "));
+}
+
+#[tokio::test]
+async fn ephemeral_container_update_is_evaluated() {
+    let w = Webhook::start();
+    let r = w.review("reviews/pod-ephemeral-container.json").await;
+    assert_eq!(r["allowed"], false);
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("[no-latest-tag/explicit-tag] spec.ephemeralContainers[0].image: "), "{msg}");
+    assert!(msg.contains("spec.ephemeralContainers[0].securityContext.readOnlyRootFilesystem"), "{msg}");
+}
+
+#[rstest]
+#[case::unchanged_spec_update("reviews/pod-update-labels-only.json")]
+#[case::delete("reviews/pod-delete.json")]
+#[tokio::test]
+async fn requests_that_are_not_judged_are_allowed_untouched(#[case] path: &str) {
+    let w = Webhook::start();
+    let r = w.review(path).await;
+    assert_eq!(r["allowed"], true);
+    assert!(r.get("warnings").is_none() && r.get("auditAnnotations").is_none(), "{r}");
+}
+
+#[tokio::test]
+async fn dry_run_is_evaluated_the_same() {
+    let w = Webhook::start();
+    let mut review: Value = serde_json::from_slice(&fixture("reviews/pod-violating.json")).unwrap();
+    review["request"]["dryRun"] = Value::Bool(true);
+    let dry = w.review_body(serde_json::to_vec(&review).unwrap()).await;
+    let real = w.review("reviews/pod-violating.json").await;
+    assert_eq!(dry["allowed"], false);
+    assert_eq!(dry["status"], real["status"]);
+}
+
+#[rstest]
+#[case::deny("deny", false)]
+#[case::allow("allow", true)]
+#[tokio::test]
+async fn unreadable_object_is_answered_per_on_error(#[case] on_error: &str, #[case] allowed: bool) {
+    let w = Launch::new().args(&[&format!("--on-error={on_error}")]).start();
+    let r = w.review("reviews/pod-unreadable.json").await;
+    assert_eq!(r["allowed"], allowed);
+    let text = if allowed { r["warnings"][0].clone() } else { r["status"]["message"].clone() };
+    let text = text.as_str().unwrap();
+    assert!(text.contains("spec.containers[0].securityContext.runAsUser"), "{text}");
+}
+
+#[rstest]
+#[case::malformed_json("reviews/malformed.json", "invalid AdmissionReview JSON")]
+#[case::wrong_api_version("reviews/wrong-api-version.json", "admission.k8s.io/v1beta1")]
+#[tokio::test]
+async fn not_an_admission_review_is_400_with_the_reason(#[case] path: &str, #[case] reason: &str) {
+    let w = Webhook::start();
+    let (status, body) = w.post(fixture(path)).await;
+    assert_eq!(status, 400);
+    assert!(body.contains(reason), "{body}");
+    assert_eq!(body.trim_end().lines().count(), 1, "{body}");
+}
+
+#[tokio::test]
+async fn six_mib_body_is_413_and_the_server_carries_on() {
+    let w = Webhook::start();
+    let (status, _) = w.post(vec![b' '; 6 * 1024 * 1024]).await;
+    assert_eq!(status, 413);
+    assert_eq!(w.review("reviews/pod-compliant.json").await["allowed"], true);
+}
+
+#[rstest]
+#[case::get_validate(reqwest::Method::GET, "/validate", 405)]
+#[case::put_validate(reqwest::Method::PUT, "/validate", 405)]
+#[case::unknown_path(reqwest::Method::POST, "/mutate", 404)]
+#[case::healthz(reqwest::Method::GET, "/healthz", 200)]
+#[case::readyz(reqwest::Method::GET, "/readyz", 200)]
+#[tokio::test]
+async fn methods_and_paths(#[case] method: reqwest::Method, #[case] path: &str, #[case] want: u16) {
+    let w = Webhook::start();
+    let res = w.client().request(method, w.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), want);
+}
+
+#[tokio::test]
+async fn the_admission_port_speaks_tls_only() {
+    let w = Webhook::start();
+    let plain = reqwest::get(format!("http://{}/healthz", w.addr)).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    for version in [reqwest::tls::Version::TLS_1_2, reqwest::tls::Version::TLS_1_3] {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(w.cas[0].as_bytes()).unwrap())
+            .min_tls_version(version)
+            .max_tls_version(version)
+            .build()
+            .unwrap();
+        let res = client.get(w.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{version:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_decision_is_one_json_log_line() {
+    let w = Webhook::start();
+    w.review("reviews/pod-violating.json").await;
+    let line = w.wait_for_log("705ab4f5-6393-11e8-b7cc-42010a800002").await;
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["target"], "podguard::decision");
+    assert_eq!(v["kind"], "Pod");
+    assert_eq!(v["namespace"], "payments");
+    assert_eq!(v["user"], "system:serviceaccount:kube-system:replicaset-controller");
+    assert_eq!(v["operation"], "CREATE");
+    assert_eq!(v["decision"], "denied");
+    assert_eq!(
+        v["violations"],
+        "no-latest-tag/explicit-tag=enforce,read-only-root/read-only=enforce,readiness-probes/readiness=warn"
+    );
+    assert!(v["latency_us"].as_u64().is_some(), "{line}");
+    let decisions = w.logs().iter().filter(|l| l.contains("\"podguard::decision\"")).count();
+    assert_eq!(decisions, 1);
+}
+
+#[tokio::test]
+async fn metrics_and_policies_on_the_plain_port() {
+    let w = Webhook::start();
+    w.review("reviews/pod-violating.json").await;
+    w.review("reviews/pod-compliant.json").await;
+    w.post(fixture("reviews/malformed.json")).await;
+    let text = w.metrics_get("/metrics").await;
+    for needle in [
+        r#"podguard_admission_requests_total{decision="denied",operation="CREATE",kind="Pod"} 1"#,
+        r#"podguard_admission_requests_total{decision="allowed",operation="CREATE",kind="Pod"} 1"#,
+        r#"podguard_admission_requests_total{decision="invalid",operation="unknown",kind="other"} 1"#,
+        r#"podguard_admission_duration_seconds_bucket{le="0.001"}"#,
+        "podguard_admission_duration_seconds_count 3",
+        r#"podguard_violations_total{policy="read-only-root",mode="enforce"} 2"#,
+        r#"podguard_violations_total{policy="readiness-probes",mode="warn"} 1"#,
+        r#"podguard_policies{source="file"} 4"#,
+        "podguard_policy_load_errors_total 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    let listing: Value = serde_json::from_str(&w.metrics_get("/policies").await).unwrap();
+    assert_eq!(listing["policies"].as_array().unwrap().len(), 4);
+    assert_eq!(listing["policies"][0]["name"], "no-latest-tag");
+    assert_eq!(listing["policies"][0]["origin"]["type"], "file");
+    assert_eq!(listing["errors"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn without_policies_the_builtin_library_is_served() {
+    let w = Launch::new().policies(&[]).start();
+    let r = w.review("reviews/pod-violating.json").await;
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap().contains("[pod-security-baseline/"));
+    assert_eq!(w.review("reviews/pod-compliant.json").await["allowed"], true);
+    let text = w.metrics_get("/metrics").await;
+    assert!(!text.contains(r#"podguard_policies{source="builtin"} 0"#), "{text}");
+}
+
+#[tokio::test]
+async fn flags_can_come_from_the_environment() {
+    let w = Launch::new().env("PODGUARD_DEFAULT_MODE", "warn").start();
+    let r = w.review("reviews/pod-violating.json").await;
+    assert_eq!(r["allowed"], true);
+    assert_eq!(r["warnings"].as_array().unwrap().len(), 5, "{r}");
+}
+
+/// Polls `f` until it returns true or 15 s pass.
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn policy_files_are_reloaded_with_last_known_good() {
+    let launch = Launch::new();
+    let file = launch.dir().join("policies.yaml");
+    let enforce = std::fs::read_to_string(fixture_path("policies/webhook.yaml")).unwrap();
+    std::fs::write(&file, &enforce).unwrap();
+    let w = launch.policies(&[&file]).start();
+    assert_eq!(w.review("reviews/pod-violating.json").await["allowed"], false);
+
+    // A broken edit is refused: the previous policies stay, the error is listed and counted.
+    std::fs::write(&file, enforce.replace("check: disallowLatestTag", "check: disallowLatestTagz")).unwrap();
+    eventually("the load error", async || {
+        let listing: Value = serde_json::from_str(&w.metrics_get("/policies").await).unwrap();
+        listing["errors"].as_array().is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    assert_eq!(w.review("reviews/pod-violating.json").await["allowed"], false);
+    assert!(w.metrics_get("/metrics").await.contains("podguard_policy_load_errors_total 1"));
+
+    // A good edit takes over: the two enforced policies become warn-only.
+    let warn_only = enforce
+        .replace("  severity: high\n", "  severity: high\n  mode: warn\n")
+        .replace("  severity: medium\n", "  severity: medium\n  mode: warn\n");
+    std::fs::write(&file, warn_only).unwrap();
+    eventually("the new policies", async || w.review("reviews/pod-violating.json").await["allowed"] == true)
+        .await;
+    let listing: Value = serde_json::from_str(&w.metrics_get("/policies").await).unwrap();
+    assert_eq!(listing["errors"], serde_json::json!([]));
+}
+
+async fn served_certificate(w: &Webhook) -> Vec<u8> {
+    let res = w.client().get(w.url("/healthz")).send().await.unwrap();
+    let info = res.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
+    info.peer_certificate().unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn replaced_certificate_files_are_served_without_restart() {
+    let one = SelfSigned::generate("ca one", &["localhost", "127.0.0.1"]).unwrap();
+    let two = SelfSigned::generate("ca two", &["localhost", "127.0.0.1"]).unwrap();
+    let launch = Launch::new();
+    let (cert, key) = (launch.dir().join("tls.crt"), launch.dir().join("tls.key"));
+    std::fs::write(&cert, &one.cert_pem).unwrap();
+    std::fs::write(&key, &one.key_pem).unwrap();
+    let w = launch.tls_files(&cert, &key, &[&one.ca_pem, &two.ca_pem]).start();
+    assert_eq!(served_certificate(&w).await, der(&one.cert_pem));
+    // A connection opened before the rotation stays usable after it.
+    let kept = w.client();
+    assert_eq!(kept.get(w.url("/healthz")).send().await.unwrap().status(), 200);
+
+    // A bad pair is refused and the old certificate stays in use.
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    w.wait_for_log("new TLS certificate refused").await;
+    assert_eq!(served_certificate(&w).await, der(&one.cert_pem));
+
+    std::fs::write(&key, &two.key_pem).unwrap();
+    std::fs::write(&cert, &two.cert_pem).unwrap();
+    eventually("the new certificate", async || served_certificate(&w).await == der(&two.cert_pem)).await;
+    let res = kept.get(w.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let info = res.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
+    assert_eq!(info.peer_certificate().unwrap(), der(&one.cert_pem), "the open connection was kept");
+}
+
+/// A raw TLS connection, to hold a request half-sent.
+async fn connect(w: &Webhook) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(w.cas[0].as_bytes()).unwrap()).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
+    let mut w = Webhook::start();
+    let body = fixture("reviews/pod-compliant.json");
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut conn = connect(&w).await;
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(first).await.unwrap();
+    conn.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    w.sigterm();
+    w.wait_for_log("shutting down").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(tokio::net::TcpStream::connect(w.addr).await.is_err(), "new connections are refused");
+
+    conn.write_all(rest).await.unwrap();
+    conn.flush().await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains(r#""uid":"705ab4f5-6393-11e8-b7cc-42010a800001","allowed":true"#),
+        "{response}"
+    );
+    assert_eq!(w.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[rstest]
+#[case::missing_policies(&["--tls-self-signed", "--policies=/nonexistent/policies"], "/nonexistent/policies")]
+#[case::bad_mode(&["--tls-self-signed", "--default-mode=strict"], "--default-mode")]
+#[case::no_tls(&[], "--tls-self-signed")]
+#[case::bad_certificate(&["--tls-cert=/nonexistent/tls.crt", "--tls-key=/nonexistent/tls.key"], "tls.crt")]
+fn configuration_errors_exit_64_before_binding(#[case] args: &[&str], #[case] needle: &str) {
+    // The port is taken: reaching the bind would fail differently.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = format!("--listen={}", taken.local_addr().unwrap());
+    let mut all = vec![listen.as_str(), "--metrics-listen=127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let (code, stderr) = serve_exit(&all, &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("configuration error") && stderr.contains(needle), "{stderr}");
+    assert!(!stderr.contains("cannot listen"), "{stderr}");
+}
+
+#[test]
+fn a_bad_flag_in_the_environment_exits_64() {
+    let (code, stderr) = serve_exit(&["--tls-self-signed"], &[("PODGUARD_ON_ERROR", "ignore")]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("--on-error"), "{stderr}");
+}
