@@ -155,6 +155,16 @@ pub async fn run_namespaces(client: kube::Client, mut writer: NamespaceWriter, r
     }
 }
 
+impl crate::server::NamespaceLabels for NamespaceCache {
+    fn labels(&self, namespace: &str) -> Option<Labels> {
+        NamespaceCache::labels(self, namespace)
+    }
+
+    fn ready(&self) -> bool {
+        NamespaceCache::ready(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kube::core::ObjectMeta;
