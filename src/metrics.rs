@@ -133,10 +133,13 @@ impl Metrics {
 
     /// Counts the violations of a decision, by policy and effective mode.
     pub fn record_violations(&self, decision: &Decision) {
-        for v in &decision.violations {
-            self.violations
-                .get_or_create(&ViolationLabels { policy: v.policy.clone(), mode: v.mode.as_str() })
-                .inc();
+        // Violations come grouped by policy: one counter lookup per run, not per finding.
+        let mut rest = decision.violations.as_slice();
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|v| v.policy == first.policy && v.mode == first.mode).count();
+            let labels = ViolationLabels { policy: first.policy.clone(), mode: first.mode.as_str() };
+            self.violations.get_or_create(&labels).inc_by(run as u64);
+            rest = &rest[run..];
         }
     }
 

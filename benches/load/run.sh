@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Webhook load test: the release binary over real HTTPS on loopback, driven by oha.
 #
-# For each policy set (the built-in library, then an empty set: the floor that HTTP, TLS and
-# decoding cost) and each review (compliant, violating pod, ~6.6 KB compact JSON each), it
-# measures the maximum throughput (-c $CONNECTIONS for $SECONDS_EACH s) and the latency at a
-# fixed 1,000 req/s, and reads VmRSS/VmHWM of the server idle and under load. Loopback only,
-# bounded in time (about 2 minutes of load plus the builds). Prints a Markdown table.
+# Two servers run side by side: one with the built-in library, one with an empty policy set
+# (the floor that HTTP, TLS and decoding cost). For each review (a compliant and a violating pod,
+# ~6.6 KB of compact JSON each) and each server it measures the maximum throughput
+# (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds, and reads
+# VmRSS/VmHWM idle and under load. Loopback only, bounded in time (ROUNDS x 8 x SECONDS_EACH
+# seconds of load, about 2.5 minutes by default, plus the build). Prints Markdown.
 #
-#   benches/load/run.sh                 # everything (installs oha into the tools cache once)
-#   SECONDS_EACH=5 benches/load/run.sh  # shorter runs
+#   benches/load/run.sh                           # installs oha into the tools cache once
+#   ROUNDS=1 SECONDS_EACH=3 benches/load/run.sh   # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SECONDS_EACH="${SECONDS_EACH:-10}"
+SECONDS_EACH="${SECONDS_EACH:-5}"
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-32}"
 RATE="${RATE:-1000}"
 PODGUARD_TOOLS="${PODGUARD_TOOLS:-$HOME/.cache/podguard-tools}"
@@ -26,9 +28,9 @@ cargo build --release --locked --bin podguard >&2
 BIN="$PWD/target/release/podguard"
 
 work=$(mktemp -d)
-server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -41,83 +43,100 @@ mkdir "$work/empty"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-mem() { # VmRSS and VmHWM of the server, in MiB
-  awk '/^VmRSS|^VmHWM/ { printf "%s %.1f ", $1, $2/1024 }' "/proc/$server_pid/status"
+mem() { # $1: pid. VmRSS and VmHWM in MiB
+  awk '/^VmRSS|^VmHWM/ { printf "%s %.1f MiB, ", $1, $2/1024 }' "/proc/$1/status"
 }
 
-start_server() { # $1: extra flags
+declare -A PID URL METRICS
+start_server() { # $1: name, $2: extra flags
   local port metrics
   port=$(free_port); metrics=$(free_port)
   # shellcheck disable=SC2086
-  "$BIN" serve --tls-self-signed --tls-self-signed-ca-out "$work/ca.pem" \
-    --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" $1 > "$work/server.log" 2>&1 &
-  server_pid=$!
-  URL="https://localhost:$port"
-  METRICS="http://127.0.0.1:$metrics"
+  "$BIN" serve --tls-self-signed --tls-self-signed-ca-out "$work/ca-$1.pem" \
+    --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" $2 > "$work/server-$1.log" 2>&1 &
+  PID[$1]=$!
+  URL[$1]="https://localhost:$port"
+  METRICS[$1]="http://127.0.0.1:$metrics"
   for _ in $(seq 100); do
-    if curl -sf --cacert "$work/ca.pem" "$URL/readyz" > /dev/null 2>&1; then return; fi
+    if curl -sf --cacert "$work/ca-$1.pem" "${URL[$1]}/readyz" > /dev/null 2>&1; then return; fi
     sleep 0.1
   done
-  echo "server did not become ready:" >&2; cat "$work/server.log" >&2; exit 1
+  echo "server $1 did not become ready:" >&2; cat "$work/server-$1.log" >&2; exit 1
 }
 
-stop_server() {
-  kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=""
-}
-
-oha_json() { # $1: review, rest: oha flags; prints oha's JSON summary
-  local review=$1; shift
+oha_json() { # $1: server, $2: review, rest: oha flags; prints oha's JSON summary
+  local server=$1 review=$2; shift 2
   "$OHA" --no-tui --output-format json -m POST -H 'content-type: application/json' \
-    -D "$work/$review.json" --cacert "$work/ca.pem" "$@" "$URL/validate"
+    -D "$work/$review.json" --cacert "$work/ca-$server.pem" "$@" "${URL[$server]}/validate"
 }
 
-# Field of oha's JSON: rps, p50/p99 in ms, and whether every answer was 200.
+# rps, p50 ms, p99 ms, and whether every answer was 200.
 summarize() {
   jq -r '[.summary.requestsPerSec, .latencyPercentiles.p50 * 1000, .latencyPercentiles.p99 * 1000,
-          ((.statusCodeDistribution | keys) == ["200"])] | @tsv'
+          ((.statusCodeDistribution | keys) == ["200"])] | @tsv' "$1"
 }
 
-sample_rss() { # max VmRSS (MiB) while $1 runs in the background
-  local pid=$1 max=0 rss
-  while kill -0 "$pid" 2>/dev/null; do
-    rss=$(awk '/^VmRSS/ { print int($2/1024) }' "/proc/$server_pid/status")
-    [ "$rss" -gt "$max" ] && max=$rss
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Both servers run side by side and the measurements alternate between them, round after
+# round, so that a noisy neighbour on a shared machine hits both sets alike; each figure is the
+# median of the rounds.
+start_server library ""
+start_server empty "--policies $work/empty"
+sleep 1
+declare -A IDLE
+for set in library empty; do IDLE[$set]=$(mem "${PID[$set]}"); done
+
+peak_file="$work/peak"
+echo 0 > "$peak_file"
+( max=0
+  while [ ! -e "$work/stop" ]; do
+    for set in library empty; do
+      rss=$(awk '/^VmRSS/ { print int($2/1024) }' "/proc/${PID[$set]}/status" 2>/dev/null || echo 0)
+      if [ "${rss:-0}" -gt "$max" ]; then max=$rss; echo "$max" > "$peak_file"; fi
+    done
     sleep 0.2
-  done
-  echo "$max"
-}
+  done ) &
 
-results=()
-for set in library empty; do
-  if [ "$set" = library ]; then flags=""; else flags="--policies $work/empty"; fi
-  start_server "$flags"
-  policies=$(curl -s "$METRICS/policies" | jq '.policies | length')
-  idle=$(mem)
+all_ok=true
+for round in $(seq "$ROUNDS"); do
   for review in compliant violating; do
-    # Warm up (connections, allocator) before measuring.
-    oha_json "$review" -z 2s -c "$CONNECTIONS" > /dev/null
-    oha_json "$review" -z "${SECONDS_EACH}s" -c "$CONNECTIONS" > "$work/max.json" &
-    oha_pid=$!
-    peak_rss=$(sample_rss "$oha_pid")
-    wait "$oha_pid"
-    read -r max_rps _ _ max_ok < <(summarize < "$work/max.json")
-    oha_json "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate.json"
-    read -r rate_rps p50 p99 rate_ok < <(summarize < "$work/rate.json")
-    allowed=$(jq -r '.response.allowed' <(curl -s --cacert "$work/ca.pem" -H 'content-type: application/json' \
-      --data-binary "@$work/$review.json" "$URL/validate"))
-    results+=("$(printf '| %s (%s policies) | %s (allowed: %s) | %.0f | %.0f | %.3f | %.3f | %s | %s MiB |' \
-      "$set" "$policies" "$review" "$allowed" "$max_rps" "$rate_rps" "$p50" "$p99" \
-      "$([ "$max_ok" = true ] && [ "$rate_ok" = true ] && echo "all 200" || echo "NOT all 200")" "$peak_rss")")
+    for set in library empty; do
+      oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
+      oha_json "$set" "$review" -z "${SECONDS_EACH}s" -c "$CONNECTIONS" > "$work/max-$set-$review-$round.json"
+      oha_json "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.json"
+      for f in max rate; do
+        read -r rps p50 p99 ok < <(summarize "$work/$f-$set-$review-$round.json")
+        echo "$rps" >> "$work/$f-rps-$set-$review"
+        echo "$p50" >> "$work/$f-p50-$set-$review"
+        echo "$p99" >> "$work/$f-p99-$set-$review"
+        [ "$ok" = true ] || all_ok=false
+      done
+    done
   done
-  after=$(mem)
-  decisions=$(grep -c '"podguard::decision"' "$work/server.log" || true)
-  stop_server
-  results+=("|   memory, $set: idle $idle; after load $after; $decisions decision log lines written |")
 done
+touch "$work/stop"
 
 echo
-echo "oha $("$OHA" --version | awk '{print $2}'), $(nproc) cores, ${SECONDS_EACH}s per run, -c $CONNECTIONS for max, -q $RATE -c 16 for latency"
+echo "oha $("$OHA" --version | awk '{print $2}'), $(nproc) cores shared by server and load generator," \
+  "$ROUNDS rounds of ${SECONDS_EACH}s per figure (median shown); max: -c $CONNECTIONS; latency: -q $RATE -c 16;" \
+  "every answer HTTP 200: $all_ok"
 echo
-echo "| policy set | review | max req/s | req/s at -q $RATE | p50 ms | p99 ms | status | peak VmRSS (max run) |"
-echo "|---|---|---:|---:|---:|---:|---|---:|"
-printf '%s\n' "${results[@]}"
+echo "| policy set | review (answer) | max req/s | p50 ms at $RATE req/s | p99 ms at $RATE req/s |"
+echo "|---|---|---:|---:|---:|"
+for review in compliant violating; do
+  for set in library empty; do
+    policies=$(curl -s "${METRICS[$set]}/policies" | jq '.policies | length')
+    allowed=$(curl -s --cacert "$work/ca-$set.pem" -H 'content-type: application/json' \
+      --data-binary "@$work/$review.json" "${URL[$set]}/validate" | jq -r '.response.allowed')
+    printf '| %s (%s policies) | %s (allowed: %s) | %.0f | %.3f | %.3f |\n' "$set" "$policies" "$review" "$allowed" \
+      "$(median < "$work/max-rps-$set-$review")" "$(median < "$work/rate-p50-$set-$review")" \
+      "$(median < "$work/rate-p99-$set-$review")"
+  done
+done
+echo
+for set in library empty; do
+  decisions=$(grep -c '"podguard::decision"' "$work/server-$set.log" || true)
+  echo "- $set: idle $(echo "${IDLE[$set]}" | sed 's/, $//'); after load $(mem "${PID[$set]}" | sed 's/, $//'); $decisions decision log lines written"
+done
+echo "- highest VmRSS sampled (every 0.2 s) during the runs, either server: $(cat "$peak_file") MiB"
