@@ -409,9 +409,9 @@ async fn cel_rules_are_evaluated_by_the_webhook() {
     // A rule that fails at run time is a finding, not a silent pass; in warn mode it warns.
     let warnings = r["warnings"].as_array().expect("warnings");
     assert!(
-        warnings.iter().any(|w| w
-            .as_str()
-            .is_some_and(|w| w.starts_with("[broken-rule/missing-key] spec.template.spec: CEL rule failed: No such key: nodeName"))),
+        warnings.iter().any(|w| w.as_str().is_some_and(|w| w.starts_with(
+            "[broken-rule/missing-key] spec.template.spec: CEL rule failed: No such key: nodeName"
+        ))),
         "{warnings:?}"
     );
 }
