@@ -2,6 +2,8 @@
 //!
 //! `cargo bench --bench engine`. Figures go to BENCHMARKS.md with the command that produced them.
 
+#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::path::Path;
 

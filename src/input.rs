@@ -114,6 +114,7 @@ pub fn read_text(file: &str, text: &str, json: bool, namespace: &str, inputs: &m
         return;
     }
     let mut index = 0;
+    let mut last_error: Option<String> = None;
     for de in serde_yaml_ng::Deserializer::from_str(text) {
         match serde::Deserialize::deserialize(de) {
             Ok(Value::Null) => {} // empty document (e.g. a trailing `---`)
@@ -124,9 +125,16 @@ pub fn read_text(file: &str, text: &str, json: bool, namespace: &str, inputs: &m
             Err(e) => {
                 let e: serde_yaml_ng::Error = e;
                 let line = e.location().map(|l| l.line());
-                inputs.errors.push(err(file, Some(index), line, e.to_string()));
-                // After a syntax error the YAML stream cannot be resynchronised reliably.
-                return;
+                let full = e.to_string();
+                // A document with a wrong type is skipped and reading goes on; after a syntax
+                // error the stream repeats the same error forever, so stop there.
+                if last_error.as_deref() == Some(full.as_str()) {
+                    return;
+                }
+                let reason = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]).to_owned();
+                inputs.errors.push(err(file, Some(index), line, reason));
+                last_error = Some(full);
+                index += 1;
             }
         }
     }
@@ -221,7 +229,8 @@ mod tests {
         let mut inputs = Inputs::default();
         read_text("f.yaml", "just: a map\n", false, "default", &mut inputs);
         read_text("g.yaml", "a: [1,\n", false, "default", &mut inputs);
-        assert_eq!(inputs.errors.len(), 2);
+        read_text("h.yaml", "a: [1,\n---\nb: 2\n", false, "default", &mut inputs);
+        assert_eq!(inputs.errors.len(), 3, "{:?}", inputs.errors);
         assert_eq!(inputs.errors[0].document, Some(0));
         assert!(inputs.errors[1].to_string().starts_with("g.yaml:"), "{}", inputs.errors[1]);
     }

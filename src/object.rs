@@ -97,8 +97,17 @@ fn parse<T: DeserializeOwned>(kind: &str, json: &str) -> Result<Box<T>, DecodeEr
     serde_path_to_error::deserialize(&mut de).map(Box::new).map_err(|e| DecodeError {
         kind: kind.to_owned(),
         path: e.path().to_string(),
-        reason: e.inner().to_string(),
+        reason: without_position(e.inner().to_string()),
     })
+}
+
+/// serde_json ends its messages with "at line 1 column 812": a position in JSON the user never
+/// wrote (the API server's or the CLI's re-encoding). The field path says where instead.
+fn without_position(mut reason: String) -> String {
+    if let Some(i) = reason.rfind(" at line ") {
+        reason.truncate(i);
+    }
+    reason
 }
 
 /// Splits an `apiVersion` into its group (`apps/v1` -> `apps`, `v1` -> ``).

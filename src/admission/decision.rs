@@ -234,14 +234,15 @@ pub fn evaluate(
     // A Pod's spec is mostly immutable; controllers update labels, annotations, finalizers and
     // status all the time. Re-judging those would refuse updates to pods admitted before a policy
     // existed, so only a changed spec (or security annotation) is evaluated, as upstream PSA does.
-    if req.operation == Operation::Update && kind == "Pod" && sub_resource.is_none() {
-        if let Some(Ok(Decoded::Workload(old))) =
+    if req.operation == Operation::Update
+        && kind == "Pod"
+        && sub_resource.is_none()
+        && let Some(Ok(Decoded::Workload(old))) =
             req.old_object.as_deref().map(|o| object::decode(&req.kind.group, kind, o.get()))
-        {
-            if Subject::of(&old).spec == subject.spec && security_annotations_equal(&old, &workload) {
-                return Decision::skipped("pod update does not change its spec");
-            }
-        }
+        && Subject::of(&old).spec == subject.spec
+        && security_annotations_equal(&old, &workload)
+    {
+        return Decision::skipped("pod update does not change its spec");
     }
     let ns_mode = namespace_mode(settings, namespace_labels);
     let ctx = Context {

@@ -1,9 +1,119 @@
-//! CEL rules. (The CEL engine lands with the CEL issue; until then `cel` rules are refused.)
+//! CEL rules: `cel:` expressions in policies, compiled once at load with the `cel` crate
+//! (cel-rust) and evaluated per subject as a [`Check`].
+//!
+//! A rule sees the variables of a Kubernetes ValidatingAdmissionPolicy (`object`, `oldObject`,
+//! `request`, `params`, `namespaceObject`) plus podguard's `spec` and `metadata` (the subject's
+//! pod spec and pod metadata, wherever they sit in the object) and, under `foreach`, `container`
+//! and `index`. `true` passes; `false`, a run-time error, a non-bool result and an exhausted
+//! time budget are findings. docs/cel.md is the user-facing reference.
+//!
+//! Layout: `program` parses, checks and instruments one expression; `budget` bounds its running
+//! time; `patterns` compiles literal regexes at load; `vars` builds the variables; `library` is
+//! the function library (with `quantity`); `rule` is the `Check`.
+//! Contact points: [`crate::policy::set`] calls [`compile`] for every rule with `cel`.
+
+mod budget;
+mod library;
+mod patterns;
+mod program;
+mod quantity;
+mod rule;
+#[cfg(test)]
+mod tests;
+mod vars;
+
+use std::fmt;
+use std::time::Duration;
 
 use crate::checks::{Check, Params};
 use crate::policy::Rule;
 
-/// Compiles a `cel` rule.
-pub fn compile(_rule: &Rule, _params: &Params) -> Result<Box<dyn Check>, String> {
-    Err("CEL rules are not supported yet".into())
+/// The time budget of one rule on one subject when none is configured.
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(10);
+
+/// Which expression of a rule an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The rule's `cel`.
+    Cel,
+    /// The rule's `messageExpression`.
+    MessageExpression,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cel => "cel",
+            Self::MessageExpression => "messageExpression",
+        })
+    }
+}
+
+/// A place in an expression: 1-based line and column (in characters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// A CEL expression of a rule that cannot be used: which one, where in it, and why.
+///
+/// ```
+/// let rule = podguard::policy::Rule { name: "r".into(), cel: Some("spec.hostNetwork ==".into()), ..Default::default() };
+/// let err = podguard::cel::compile(&rule, &Default::default(), podguard::cel::DEFAULT_BUDGET).unwrap_err();
+/// assert_eq!(err.field, podguard::cel::Field::Cel);
+/// assert_eq!(err.position.map(|p| (p.line, p.column)), Some((1, 20)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}{}: {reason}", .position.map(|p| format!(" at {p}")).unwrap_or_default())]
+pub struct CompileError {
+    /// The expression.
+    pub field: Field,
+    /// Where in it, when known.
+    pub position: Option<Position>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Compiles one rule of kind `cel` at policy load: its `cel` and `messageExpression` with the
+/// policy's `params`. `budget` bounds the time the rule may take on one subject (all of its
+/// containers and messages included); [`DEFAULT_BUDGET`] unless configured.
+pub fn compile(rule: &Rule, params: &Params, budget: Duration) -> Result<Box<dyn Check>, CompileError> {
+    let env = library::env().map_err(|e| CompileError {
+        field: Field::Cel,
+        position: None,
+        reason: format!("the CEL environment failed to build: {e}"),
+    })?;
+    let source = rule.cel.as_deref().ok_or_else(|| CompileError {
+        field: Field::Cel,
+        position: None,
+        reason: "the rule has no `cel` expression".into(),
+    })?;
+    let foreach = rule.foreach.is_some();
+    let mut patterns = Vec::new();
+    let cel = program::Program::compile(&env, Field::Cel, source, foreach, &mut patterns)?;
+    let message_expression = rule
+        .message_expression
+        .as_deref()
+        .map(|m| program::Program::compile(&env, Field::MessageExpression, m, foreach, &mut patterns))
+        .transpose()?;
+    Ok(Box::new(rule::CelRule {
+        env,
+        source: source.to_owned(),
+        cel,
+        message: rule.message.clone(),
+        message_expression,
+        foreach: rule.foreach,
+        params: vars::from_params(params),
+        patterns,
+        budget,
+    }))
 }

@@ -28,7 +28,7 @@ impl ReadOnlyRootFilesystem {
 }
 
 const FIX: &str =
-    "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes (e.g. /tmp)";
+    "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes, e.g. /tmp";
 
 impl Check for ReadOnlyRootFilesystem {
     fn evaluate(&self, _ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>) {
@@ -38,11 +38,8 @@ impl Check for ReadOnlyRootFilesystem {
         for c in subject.containers() {
             let message = match c.security_context.and_then(|s| s.read_only_root_filesystem) {
                 Some(true) => continue,
-                Some(false) => format!("container \"{}\" sets readOnlyRootFilesystem to false", c.name),
-                None => format!(
-                    "container \"{}\" does not set readOnlyRootFilesystem, so its root filesystem is writable",
-                    c.name
-                ),
+                Some(false) => format!("container \"{}\" sets readOnlyRootFilesystem: false", c.name),
+                None => format!("container \"{}\" does not set readOnlyRootFilesystem: true", c.name),
             };
             out.push(Finding::new(
                 c.path(subject).field("securityContext").field("readOnlyRootFilesystem"),
@@ -65,7 +62,7 @@ mod tests {
     #[case::read_only("{securityContext: {readOnlyRootFilesystem: true}}", None)]
     #[case::writable(
         "{securityContext: {readOnlyRootFilesystem: false}}",
-        Some("sets readOnlyRootFilesystem to false")
+        Some("sets readOnlyRootFilesystem: false")
     )]
     #[case::unset_field("{securityContext: {runAsNonRoot: true}}", Some("does not set"))]
     #[case::no_security_context("{}", Some("does not set"))]

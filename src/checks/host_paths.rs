@@ -91,9 +91,9 @@ impl AllowedHostPaths {
         } else {
             let list: Vec<String> = allowed
                 .iter()
-                .map(|a| if a.read_only { format!("{} (read-only)", a.prefix) } else { a.prefix.clone() })
+                .map(|a| if a.read_only { format!("{} read-only", a.prefix) } else { a.prefix.clone() })
                 .collect();
-            format!("use a host path under {}", list.join(", "))
+            format!("use a host path under: {}", list.join(", "))
         };
         Ok(Box::new(Self { allowed, fix }))
     }
@@ -205,7 +205,7 @@ mod tests {
             f[0].message,
             "volume \"host\" mounts host path \"/etc\" which is not under an allowed prefix"
         );
-        assert_eq!(f[0].fix, "use a host path under /var/log (read-only), /data/");
+        assert_eq!(f[0].fix, "use a host path under: /var/log read-only, /data/");
         let f = run(NAME, LOGS, "Pod", &pod("/var/log", None));
         assert_eq!(
             f[0].message,

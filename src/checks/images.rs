@@ -102,7 +102,10 @@ fn has_prefix(image: &str, r: &ImageRef<'_>, prefix: &str) -> bool {
         return false;
     }
     // The text after `registry/`: the whole reference when it names no registry.
-    let rest = if r.registry.is_some() { &image[registry.len() + 1..] } else { image };
+    let rest = match r.registry {
+        Some(host) => image.strip_prefix(host).and_then(|s| s.strip_prefix('/')).unwrap_or(image),
+        None => image,
+    };
     let library = if r.path.contains('/') { "" } else { "library/" };
     concat_starts_with(&[registry, "/", library, rest], prefix)
 }
@@ -196,7 +199,7 @@ impl DisallowLatestTag {
     }
 }
 
-const PIN_FIX: &str = "pin a version tag such as :1.4.2, or a digest (@sha256:…)";
+const PIN_FIX: &str = "pin a version tag such as :1.4.2 or a digest such as @sha256:…";
 
 impl Check for DisallowLatestTag {
     fn evaluate(&self, _ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>) {
@@ -251,7 +254,7 @@ impl Check for RequireImageDigest {
             out.push(Finding::new(
                 c.path(subject).field("image"),
                 message,
-                "reference the image as name@sha256:<digest> (the digest the registry reports for the tag)",
+                "reference the image as name@sha256:<digest>, the digest the registry reports for the tag",
             ));
         }
     }

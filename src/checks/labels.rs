@@ -81,6 +81,16 @@ fn label_key_error(key: &str) -> Option<&'static str> {
     None
 }
 
+/// The one-line reason of a regex error, whose display is a multi-line diagram ending in
+/// `error: <reason>`.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    match text.lines().rev().find_map(|l| l.trim().strip_prefix("error: ")) {
+        Some(reason) => reason.to_owned(),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
 impl RequiredLabels {
     fn build(params: &Params) -> Result<Box<dyn Check>, ParamsError> {
         let p: LabelsParams = parse_params(params)?;
@@ -98,10 +108,12 @@ impl RequiredLabels {
             let regex = pattern
                 .as_deref()
                 .map(|p| {
-                    Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                    // Compile the pattern as written first, so the error quotes the user's text
+                    // rather than the anchored form.
+                    Regex::new(p).and_then(|_| Regex::new(&format!("^(?:{p})$"))).map_err(|e| {
                         ParamsError::new(
                             format!("labels[{i}].pattern"),
-                            format!("invalid regular expression: {e}"),
+                            format!("`{p}` is not a valid regular expression: {}", regex_reason(&e)),
                         )
                     })
                 })
@@ -199,5 +211,11 @@ spec:
     fn rejects_bad_params(#[case] params: &str, #[case] field: &str) {
         let e = build_err(NAME, params);
         assert_eq!(e.field, field, "{e}");
+    }
+
+    #[test]
+    fn bad_pattern_reason_is_one_line_about_the_pattern_as_written() {
+        let e = build_err(NAME, "labels: [{key: team, pattern: '[a-z'}]");
+        assert_eq!(e.reason, "`[a-z` is not a valid regular expression: unclosed character class");
     }
 }

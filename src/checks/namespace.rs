@@ -40,7 +40,7 @@ impl Check for DisallowDefaultNamespace {
         out.push(Finding::new(
             FieldPath::new("metadata").field("namespace"),
             message,
-            "create it in a namespace of its own (metadata.namespace, or kubectl -n)",
+            "create it in a namespace of its own: set metadata.namespace or use kubectl -n",
         ));
     }
 }

@@ -99,7 +99,7 @@ impl RequireResources {
                     (Side::Requests, "memory") => Cow::Borrowed("set resources.requests.memory, e.g. 128Mi"),
                     (Side::Limits, "cpu") => Cow::Borrowed("set resources.limits.cpu, e.g. 500m"),
                     (Side::Limits, "memory") => {
-                        Cow::Borrowed("set resources.limits.memory, e.g. 256Mi (at least the request)")
+                        Cow::Borrowed("set resources.limits.memory, e.g. 256Mi, at least the request")
                     }
                     _ => Cow::Owned(format!("set resources.{}[\"{resource}\"]", side.field())),
                 };

@@ -35,13 +35,8 @@ impl Check for DisallowServiceAccountTokenAutomount {
     fn evaluate(&self, _ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>) {
         let message = match subject.spec.automount_service_account_token {
             Some(false) => return,
-            Some(true) => {
-                "the pod sets automountServiceAccountToken to true, so every container gets an API token"
-            }
-            None => {
-                "the pod does not set automountServiceAccountToken, so it gets an API token unless its \
-                 ServiceAccount opts out"
-            }
+            Some(true) => "the pod sets automountServiceAccountToken: true, so it gets an API token",
+            None => "the pod does not set automountServiceAccountToken: false, so it may get an API token",
         };
         out.push(Finding::new(subject.path().field("automountServiceAccountToken"), message, FIX));
     }
@@ -57,11 +52,8 @@ mod tests {
 
     #[rstest]
     #[case::disabled("automountServiceAccountToken: false, ", None)]
-    #[case::enabled(
-        "automountServiceAccountToken: true, ",
-        Some("sets automountServiceAccountToken to true")
-    )]
-    #[case::unset("", Some("does not set automountServiceAccountToken"))]
+    #[case::enabled("automountServiceAccountToken: true, ", Some("sets automountServiceAccountToken: true"))]
+    #[case::unset("", Some("does not set automountServiceAccountToken: false"))]
     fn pod(#[case] field: &str, #[case] problem: Option<&str>) {
         let f = run(NAME, "{}", "Pod", &format!("spec: {{{field}containers: [{{name: a}}]}}"));
         match problem {

@@ -20,7 +20,8 @@ use crate::admission::exemptions::Exemptions;
 use crate::metrics::Metrics;
 use crate::policy::Mode;
 use crate::server::tls::{CertFiles, CertResolver, SelfSigned};
-use crate::server::{self, NoNamespaceLabels, Options, Readiness, Server, Shared, State};
+use crate::server::{self, NamespaceLabels, NoNamespaceLabels, Options, Readiness, Server, Shared, State};
+use crate::source::cluster::{self, ConfigMapOptions, default_policy_namespace};
 use crate::source::watch::PolicyFiles;
 use crate::source::{SourceKey, Store, embedded};
 
@@ -83,6 +84,23 @@ pub struct Args {
     #[arg(long, env = "PODGUARD_MAX_BODY_BYTES", value_name = "SIZE", default_value = "3Mi")]
     pub max_body_bytes: String,
     /// After SIGTERM/SIGINT, how long requests in flight may take to finish (e.g. 25s, 500ms).
+    /// Watch policy ConfigMaps (labelled `podguard.dev/policy=true`) in the policy namespace,
+    /// and keep a cache of namespace labels, through the Kubernetes API (in-cluster config or
+    /// KUBECONFIG). Without it and without --policies, the built-in library is used.
+    #[arg(long, env = "PODGUARD_CONFIGMAPS")]
+    pub configmaps: bool,
+    /// Namespace of the policy ConfigMaps (default: $POD_NAMESPACE, else podguard-system).
+    #[arg(long, env = "PODGUARD_POLICY_NAMESPACE", value_name = "NS")]
+    pub policy_namespace: Option<String>,
+    /// Label selector of policy ConfigMaps.
+    #[arg(
+        long,
+        env = "PODGUARD_POLICY_SELECTOR",
+        value_name = "SELECTOR",
+        default_value = "podguard.dev/policy=true"
+    )]
+    pub policy_selector: String,
+    /// How long SIGTERM waits for in-flight requests (e.g. 25s).
     #[arg(long, env = "PODGUARD_SHUTDOWN_GRACE_PERIOD", value_name = "DURATION", default_value = "25s")]
     pub shutdown_grace_period: String,
 }
@@ -113,6 +131,8 @@ pub struct Plan {
     pub tls: TlsPlan,
     /// `--policies`; empty means the built-in library.
     pub policies: Vec<PathBuf>,
+    /// Where policy ConfigMaps are, with `--configmaps`.
+    pub configmaps: Option<ConfigMapOptions>,
     /// Decision settings.
     pub settings: Settings,
 }
@@ -141,6 +161,9 @@ impl Plan {
         };
         let listen = addr("listen", &args.listen)?;
         let metrics_listen = addr("metrics-listen", &args.metrics_listen)?;
+        if !args.configmaps && args.policy_namespace.is_some() {
+            return Err(flag_error("policy-namespace", "needs --configmaps"));
+        }
         if listen == metrics_listen && listen.port() != 0 {
             return Err(flag_error("metrics-listen", "must differ from --listen"));
         }
@@ -191,6 +214,10 @@ impl Plan {
             options: Options { listen, metrics_listen, max_body_bytes, grace_period },
             tls,
             policies: args.policies,
+            configmaps: args.configmaps.then(|| ConfigMapOptions {
+                namespace: args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),
+                selector: args.policy_selector.clone(),
+            }),
             settings: Settings { default_mode, namespace_mode_label, exemptions, on_error },
         })
     }
@@ -263,7 +290,11 @@ fn start(plan: &Plan) -> anyhow::Result<Started> {
     };
     let store = Arc::new(Store::new());
     let metrics = Arc::new(Metrics::new(store.clone()));
-    let policy_files = if plan.policies.is_empty() {
+    // The built-in library is the fallback when no source is configured; with --configmaps the
+    // cluster's ConfigMaps (the Helm chart renders the library as ConfigMaps) are the policies.
+    let policy_files = if plan.policies.is_empty() && plan.configmaps.is_some() {
+        None
+    } else if plan.policies.is_empty() {
         let loaded = embedded::load().map_err(|errors| load_errors("the built-in library", &errors))?;
         store.update(SourceKey::Builtin, Ok(loaded));
         None
@@ -312,12 +343,40 @@ fn config_error(e: &anyhow::Error) -> ExitCode {
 async fn serve(plan: Plan, started: Started) -> anyhow::Result<()> {
     let Started { certs, cert_files, policy_files, store, metrics } = started;
     let readiness = Arc::new(Readiness::default());
-    readiness.policies_loaded();
+    // Kept alive for the life of the server: dropping it stops the watches.
+    let mut _cluster = None;
+    let namespaces: Arc<dyn NamespaceLabels> = match plan.configmaps.clone() {
+        None => {
+            readiness.policies_loaded();
+            Arc::new(NoNamespaceLabels)
+        }
+        Some(opts) => {
+            let client = kube::Client::try_default()
+                .await
+                .context("--configmaps: cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
+            let hook_metrics = metrics.clone();
+            let hook = Arc::new(move |_: &SourceKey, _: &[crate::policy::LoadError]| {
+                hook_metrics.policy_load_failed()
+            });
+            tracing::info!(namespace = %opts.namespace, selector = %opts.selector, "watching policy ConfigMaps");
+            let sources = cluster::start(client, Some(opts), store.clone(), hook).await;
+            let cluster_ready = sources.readiness().clone();
+            let ready = readiness.clone();
+            tokio::spawn(async move {
+                if cluster_ready.wait().await {
+                    ready.policies_loaded();
+                }
+            });
+            let cache = Arc::new(sources.namespaces().clone());
+            _cluster = Some(sources);
+            cache
+        }
+    };
     let state = State(Arc::new(Shared {
         store: store.clone(),
         settings: plan.settings,
         metrics: metrics.clone(),
-        namespaces: Arc::new(NoNamespaceLabels),
+        namespaces,
         readiness,
     }));
     let server = Server::bind(plan.options.clone(), state, certs).await?;

@@ -209,10 +209,10 @@ fn yaml_error(doc: &Document<'_>, e: &serde_yaml_ng::Error, field: Option<String
     }
     // serde_yaml_ng prefixes the path of the enclosing map ("spec.rules[0]: unknown field");
     // the field we report already holds it.
-    if let (Some(f), Some((head, rest))) = (&field, reason.split_once(": ")) {
-        if f.starts_with(head) {
-            reason = rest.to_owned();
-        }
+    if let (Some(f), Some((head, rest))) = (&field, reason.split_once(": "))
+        && f.starts_with(head)
+    {
+        reason = rest.to_owned();
     }
     (line, field, reason)
 }

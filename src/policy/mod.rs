@@ -91,7 +91,7 @@ impl Severity {
     }
 }
 
-/// One compliance control a policy helps meet, e.g. `{framework: cis-eks-1.7, id: "5.1.3"}`.
+/// One compliance control a policy helps meet, e.g. `{framework: cis-eks-1.8.0, id: "4.2.1"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Control {

@@ -158,8 +158,15 @@ impl CompiledPolicy {
                 }
                 (None, Some(_)) => {
                     has_cel = true;
-                    crate::cel::compile(rule, &policy.spec.params)
-                        .map_err(|reason| (Some("cel:".into()), field(".cel"), reason))
+                    crate::cel::compile(rule, &policy.spec.params, crate::cel::DEFAULT_BUDGET).map_err(|e| {
+                        let (needle, f) = match e.field {
+                            crate::cel::Field::Cel => ("cel:", ".cel"),
+                            crate::cel::Field::MessageExpression => {
+                                ("messageExpression:", ".messageExpression")
+                            }
+                        };
+                        (Some(needle.into()), field(f), e.to_string())
+                    })
                 }
             };
             match check {

@@ -7,7 +7,7 @@ use crate::policy::{CompiledPolicy, LoadError, Origin, load_str};
 
 /// Every policy file named by `paths`: files as given, folders searched recursively for `.yaml`
 /// and `.yml`, sorted so load order (and so duplicate resolution) is stable.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Box<LoadError>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| io_error(p, &e))?;
@@ -20,7 +20,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Box<LoadError>> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io_error(dir, &e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -41,26 +41,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn io_error(p: &Path, e: &std::io::Error) -> LoadError {
-    LoadError {
+fn io_error(p: &Path, e: &std::io::Error) -> Box<LoadError> {
+    Box::new(LoadError {
         origin: Origin::File { path: p.display().to_string() },
         document: None,
         line: None,
         field: None,
         reason: format!("cannot read: {e}"),
-    }
+    })
 }
 
 /// Reads and loads one policy file.
 pub fn load_file(path: &Path) -> Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![io_error(path, &e)])?;
+    let text = std::fs::read_to_string(path).map_err(|e| vec![*io_error(path, &e)])?;
     load_str(&Origin::File { path: path.display().to_string() }, &text)
 }
 
 /// Loads every file under `paths`, all or nothing (what `podguard check` and `policies lint`
 /// want): any error in any file is returned, with every other error found.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>> {
-    let files = discover(paths).map_err(|e| vec![e])?;
+    let files = discover(paths).map_err(|e| vec![*e])?;
     let mut policies = Vec::new();
     let mut errors = Vec::new();
     for f in &files {

@@ -5,9 +5,16 @@
 //! policies, and the error is kept for `/policies`, logs and metrics. Every change rebuilds the
 //! whole set and swaps it atomically, so a request sees either the old set or the new one.
 
+pub mod cluster;
+pub mod configmaps;
 pub mod embedded;
+pub mod events;
 pub mod files;
+pub mod namespaces;
 pub mod watch;
+
+#[cfg(test)]
+mod mock_api;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -67,7 +67,7 @@ impl PolicyFiles {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, Vec<LoadError>> {
-        let found = files::discover(&paths).map_err(|e| vec![e])?;
+        let found = files::discover(&paths).map_err(|e| vec![*e])?;
         let mut loaded = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
         for path in found {

@@ -205,3 +205,96 @@ fn policies_lint_and_list() {
     assert!(out.contains("pod-security-baseline"), "{out}");
     assert!(out.contains("podSecurity"), "{out}");
 }
+
+#[test]
+fn hostile_inputs_get_answers_not_crashes() {
+    for file in ["deep-nesting.yaml", "alias-bomb.yaml", "wrong-types.yaml", "binary-garbage.yaml"] {
+        let o = podguard(&["check", "--format", "json", &fixture(&format!("hostile/{file}"))]);
+        // 0/1 are verdicts, 2 is an input error; a panic would be 101, a signal None.
+        assert!(matches!(o.status.code(), Some(0..=2)), "{file}: {:?}\n{}", o.status, stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{file}: {}", stderr(&o));
+    }
+    let o = podguard(&["check", "--format", "json", &fixture("hostile/wrong-types.yaml")]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    // Unreadable pod specs are refused (the webhook's default --on-error deny), naming the field.
+    let reasons: Vec<&str> =
+        v["results"].as_array().expect("results").iter().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("spec.containers")), "{reasons:?}");
+}
+
+#[test]
+fn bad_params_name_the_param_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("p.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {name: p}\nspec:\n  rules: [{name: pss, check: podSecurity}]\n  params:\n    level: extreme\n",
+    )
+    .expect("write");
+    let o = podguard(&["policies", "lint", p.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{}:7: document[0]: spec.params.level: ", p.display())), "{err}");
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/examples").join(name).display().to_string()
+}
+
+fn cel_case(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/cel/testdata/examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn cel_example_policies_pass_and_fail_through_the_cli() {
+    for name in ["ecr-digest", "team-label", "no-host-aliases", "memory-limit"] {
+        let policy = example(&format!("cel-{name}.yaml"));
+        let pass = podguard(&["check", "--policies", &policy, &cel_case(&format!("{name}.pass.yaml"))]);
+        assert_eq!(pass.status.code(), Some(0), "{name} pass: {}{}", stdout(&pass), stderr(&pass));
+        let fail = podguard(&[
+            "check",
+            "--format",
+            "json",
+            "--policies",
+            &policy,
+            &cel_case(&format!("{name}.fail.yaml")),
+        ]);
+        assert_eq!(fail.status.code(), Some(1), "{name} fail: {}{}", stdout(&fail), stderr(&fail));
+        let v: serde_json::Value = serde_json::from_slice(&fail.stdout).expect("json");
+        let paths: Vec<&str> = v["results"][0]["violations"]
+            .as_array()
+            .expect("violations")
+            .iter()
+            .filter_map(|x| x["path"].as_str())
+            .collect();
+        assert!(!paths.is_empty() && paths.iter().all(|p| p.starts_with("spec")), "{name}: {paths:?}");
+    }
+}
+
+#[test]
+fn cel_foreach_names_each_container_under_the_workload_prefix() {
+    let o = podguard(&[
+        "check",
+        "--policies",
+        &example("cel-ecr-digest.yaml"),
+        &fixture("workloads/deployment-bad-template.yaml"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("[ecr-pinned-images/digest] spec.template.spec.containers[0]: image nginx:1.27 of container web is not pinned by digest"), "{out}");
+    assert!(out.contains("[ecr-pinned-images/digest] spec.template.spec.containers[1]: image busybox:1.36 of container sidecar"), "{out}");
+}
+
+#[test]
+fn cel_compile_error_names_policy_rule_and_position() {
+    let file = fixture("policies/broken-cel/syntax.yaml");
+    let o = podguard(&["policies", "lint", &file]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{file}:8: document[0]: spec.rules[0].cel: ")), "{err}");
+    assert!(err.contains("cel at 1:"), "{err}");
+}

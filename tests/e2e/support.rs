@@ -113,11 +113,11 @@ impl Launch {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "listening" {
-                        let addr = |k: &str| v[k].as_str().unwrap().parse::<SocketAddr>().unwrap();
-                        let _ = tx.send((addr("addr"), addr("metrics_addr")));
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let addr = |k: &str| v[k].as_str().unwrap().parse::<SocketAddr>().unwrap();
+                    let _ = tx.send((addr("addr"), addr("metrics_addr")));
                 }
                 sink.lock().unwrap().push(line);
             }

@@ -389,3 +389,29 @@ fn a_bad_flag_in_the_environment_exits_64() {
     assert_eq!(code, Some(64), "{stderr}");
     assert!(stderr.contains("--on-error"), "{stderr}");
 }
+
+#[tokio::test]
+async fn cel_rules_are_evaluated_by_the_webhook() {
+    let w = Launch::new().policies(&[&fixture_path("policies/cel-webhook.yaml")]).start();
+    let r = w.review("reviews/deployment-violating.json").await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = lines(&r["status"]["message"]);
+    assert!(
+        msg.iter().any(|l| l.starts_with("[team-label/team] spec.template.spec: pods of Deployment ")
+            && l.contains("need a team label, one of payments, search")),
+        "{msg:?}"
+    );
+    assert!(
+        msg.iter().any(|l| l.starts_with("[no-latest/tag] spec.template.spec.containers[0]: container ")
+            && l.ends_with(":latest")),
+        "{msg:?}"
+    );
+    // A rule that fails at run time is a finding, not a silent pass; in warn mode it warns.
+    let warnings = r["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w.as_str().is_some_and(|w| w.starts_with(
+            "[broken-rule/missing-key] spec.template.spec: CEL rule failed: No such key: nodeName"
+        ))),
+        "{warnings:?}"
+    );
+}

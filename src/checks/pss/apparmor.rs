@@ -7,7 +7,7 @@
 
 use super::{Control, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
 const ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 const FIX: &str = "set appArmorProfile.type to RuntimeDefault or Localhost, or remove it";
@@ -20,7 +20,7 @@ fn valid_annotation(v: &str) -> bool {
     v.is_empty() || v == "runtime/default" || v.starts_with("localhost/")
 }
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
+pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     let pod = s.spec.security_context.as_ref().and_then(|sc| sc.app_armor_profile.as_ref());
     if let Some(p) = pod.filter(|p| !valid_type(&p.type_)) {
         out.push(Finding::new(
@@ -28,16 +28,6 @@ pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
             format!("{id}: pod sets AppArmor profile {:?}", p.type_),
             FIX,
         ));
-    }
-    for c in s.containers() {
-        if let Some(p) = sc(&c).and_then(|sc| sc.app_armor_profile.as_ref()).filter(|p| !valid_type(&p.type_))
-        {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("appArmorProfile").field("type"),
-                format!("{id}: {} sets AppArmor profile {:?}", Who(&c), p.type_),
-                FIX,
-            ));
-        }
     }
     for (key, value) in s.meta.annotations.iter().flatten() {
         let Some(name) = key.strip_prefix(ANNOTATION_PREFIX) else { continue };
@@ -48,6 +38,16 @@ pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
                 "use runtime/default or localhost/<profile>, or set securityContext.appArmorProfile instead",
             ));
         }
+    }
+}
+
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    if let Some(p) = sc(c).and_then(|sc| sc.app_armor_profile.as_ref()).filter(|p| !valid_type(&p.type_)) {
+        out.push(Finding::new(
+            container_sc_path(s, c).field("appArmorProfile").field("type"),
+            format!("{id}: {} sets AppArmor profile {:?}", Who(c), p.type_),
+            FIX,
+        ));
     }
 }
 
@@ -78,15 +78,15 @@ spec:
             rule_paths(Control::AppArmorProfile, Rule::AppArmor, pod),
             [
                 "spec.securityContext.appArmorProfile.type",
-                "spec.initContainers[0].securityContext.appArmorProfile.type",
                 r#"metadata.annotations["container.apparmor.security.beta.kubernetes.io/d"]"#,
                 r#"metadata.annotations["container.apparmor.security.beta.kubernetes.io/nobody"]"#,
+                "spec.initContainers[0].securityContext.appArmorProfile.type",
             ]
         );
         let f = rule_findings(Control::AppArmorProfile, Rule::AppArmor, pod);
-        assert_eq!(f[1].message, r#"appArmorProfile: init container "i" sets AppArmor profile "Unconfined""#);
+        assert_eq!(f[3].message, r#"appArmorProfile: init container "i" sets AppArmor profile "Unconfined""#);
         assert_eq!(
-            f[2].message,
+            f[1].message,
             r#"appArmorProfile: annotation sets AppArmor profile "unconfined" for container "d""#
         );
     }

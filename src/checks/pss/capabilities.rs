@@ -28,25 +28,21 @@ const BASELINE_ALLOWED: [&str; 13] = [
     "SYS_CHROOT",
 ];
 
-pub(super) fn baseline(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        forbidden_adds(id, s, &c, |cap| BASELINE_ALLOWED.contains(&cap), out);
-    }
+pub(super) fn baseline(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    forbidden_adds(id, s, c, |cap| BASELINE_ALLOWED.contains(&cap), out);
 }
 
-pub(super) fn restricted(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        let caps = sc(&c).and_then(|sc| sc.capabilities.as_ref());
-        let drops_all = caps.and_then(|c| c.drop.as_ref()).is_some_and(|d| d.iter().any(|x| x == "ALL"));
-        if !drops_all {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("capabilities").field("drop"),
-                format!("{id}: {} must drop ALL capabilities", Who(&c)),
-                r#"set securityContext.capabilities.drop to ["ALL"]"#,
-            ));
-        }
-        forbidden_adds(id, s, &c, |cap| cap == "NET_BIND_SERVICE", out);
+pub(super) fn restricted(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    let caps = sc(c).and_then(|sc| sc.capabilities.as_ref());
+    let drops_all = caps.and_then(|c| c.drop.as_ref()).is_some_and(|d| d.iter().any(|x| x == "ALL"));
+    if !drops_all {
+        out.push(Finding::new(
+            container_sc_path(s, c).field("capabilities").field("drop"),
+            format!("{id}: {} must drop ALL capabilities", Who(c)),
+            r#"set securityContext.capabilities.drop to ["ALL"]"#,
+        ));
     }
+    forbidden_adds(id, s, c, |cap| cap == "NET_BIND_SERVICE", out);
 }
 
 fn forbidden_adds(

@@ -5,7 +5,7 @@ use super::Control;
 use crate::policy::Finding;
 use crate::subject::Subject;
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
+pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     let spec = s.spec;
     let fields = [
         (spec.host_network, "hostNetwork", "network", "remove hostNetwork or set it to false"),

@@ -3,19 +3,17 @@
 
 use super::{Control, Who};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        for (j, port) in c.ports.iter().enumerate() {
-            let host_port = port.host_port.unwrap_or(0);
-            if host_port != 0 {
-                out.push(Finding::new(
-                    c.path(s).field("ports").index(j).field("hostPort"),
-                    format!("{id}: {} binds host port {host_port}", Who(&c)),
-                    "remove hostPort (or set it to 0) and expose the port through a Service",
-                ));
-            }
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    for (j, port) in c.ports.iter().enumerate() {
+        let host_port = port.host_port.unwrap_or(0);
+        if host_port != 0 {
+            out.push(Finding::new(
+                c.path(s).field("ports").index(j).field("hostPort"),
+                format!("{id}: {} binds host port {host_port}", Who(c)),
+                "remove hostPort (or set it to 0) and expose the port through a Service",
+            ));
         }
     }
 }

@@ -11,25 +11,22 @@ use crate::subject::{ContainerRef, Subject};
 
 const FIX: &str = "remove the host field so the handler targets the pod itself";
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        let probes = [
-            ("livenessProbe", c.liveness_probe),
-            ("readinessProbe", c.readiness_probe),
-            ("startupProbe", c.startup_probe),
-        ];
-        for (field, probe) in probes {
-            if let Some(p) = probe {
-                hosts(id, s, &c, &[field], p.http_get.as_ref(), p.tcp_socket.as_ref(), out);
-            }
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    let probes = [
+        ("livenessProbe", c.liveness_probe),
+        ("readinessProbe", c.readiness_probe),
+        ("startupProbe", c.startup_probe),
+    ];
+    for (field, probe) in probes {
+        if let Some(p) = probe {
+            hosts(id, s, c, &[field], p.http_get.as_ref(), p.tcp_socket.as_ref(), out);
         }
-        let Some(lifecycle) = c.lifecycle else { continue };
-        let handlers =
-            [("postStart", lifecycle.post_start.as_ref()), ("preStop", lifecycle.pre_stop.as_ref())];
-        for (field, handler) in handlers {
-            if let Some(h) = handler {
-                hosts(id, s, &c, &["lifecycle", field], h.http_get.as_ref(), h.tcp_socket.as_ref(), out);
-            }
+    }
+    let Some(lifecycle) = c.lifecycle else { return };
+    let handlers = [("postStart", lifecycle.post_start.as_ref()), ("preStop", lifecycle.pre_stop.as_ref())];
+    for (field, handler) in handlers {
+        if let Some(h) = handler {
+            hosts(id, s, c, &["lifecycle", field], h.http_get.as_ref(), h.tcp_socket.as_ref(), out);
         }
     }
 }

@@ -4,16 +4,18 @@
 //!
 //! This file holds the level, the version, the control table (which revision of which control
 //! applies from which version, and which restricted control replaces which baseline one) and
-//! the [`Definition`]. One file per upstream control family holds the evaluation.
+//! the [`Definition`]. `evaluate.rs` holds the per-request walk; one file per upstream control
+//! family holds what that control reads.
 //!
 //! The check is planned once from its params ([`PodSecurity::new`]): the controls that apply at
 //! that level and version, minus overridden and excluded ones, become a short list of
-//! [`Rule`]s. Evaluating a compliant pod walks that list and allocates nothing.
+//! [`Rule`]s. Evaluating a compliant pod reads each field once and allocates nothing.
 //! Contact points: [`crate::checks`] registers [`DEFINITIONS`]; [`crate::subject`] gives the pod
 //! spec, its metadata and their paths.
 
 mod apparmor;
 mod capabilities;
+mod evaluate;
 mod host_namespaces;
 mod host_ports;
 mod host_probes;
@@ -29,16 +31,14 @@ mod volumes;
 mod windows;
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod test_pod;
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{PodSpec, SecurityContext};
-
 use super::{Check, Definition, Params, ParamsError};
-use crate::context::Context;
-use crate::policy::{FieldPath, Finding};
-use crate::subject::{ContainerKind, ContainerRef, Subject};
+use evaluate::{Who, container_sc_path, pod_sc_path, sc};
 
 /// Checks defined here.
 pub const DEFINITIONS: &[Definition] = &[Definition {
@@ -352,106 +352,6 @@ impl PodSecurity {
     }
 }
 
-impl Check for PodSecurity {
-    fn evaluate(&self, _ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>) {
-        for step in self.steps.iter() {
-            step.evaluate(subject, out);
-        }
-    }
-}
-
-impl Step {
-    fn evaluate(self, s: &Subject<'_>, out: &mut Vec<Finding>) {
-        let id = self.control;
-        match self.rule {
-            Rule::Privileged => privileged::check(id, s, out),
-            Rule::HostNamespaces => host_namespaces::check(id, s, out),
-            Rule::HostPathVolumes => volumes::host_path(id, s, out),
-            Rule::HostPorts => host_ports::check(id, s, out),
-            Rule::HostProbes => host_probes::check(id, s, out),
-            Rule::CapabilitiesBaseline => capabilities::baseline(id, s, out),
-            Rule::AppArmor => apparmor::check(id, s, out),
-            Rule::SeLinux(types) => selinux::check(id, types, s, out),
-            Rule::ProcMount { relax_user_namespace } => {
-                if !(relax_user_namespace && user_namespace(s.spec)) {
-                    proc_mount::check(id, s, out);
-                }
-            }
-            Rule::SeccompAnnotations => seccomp::annotations(id, s, out),
-            Rule::SeccompFields => seccomp::fields(id, s, out),
-            Rule::Sysctls(allowed) => sysctls::check(id, allowed, s, out),
-            Rule::WindowsHostProcess => windows::host_process(id, s, out),
-            Rule::RestrictedVolumes => volumes::restricted(id, s, out),
-            Rule::AllowPrivilegeEscalation { windows_exempt } => {
-                if !(windows_exempt && is_windows(s.spec)) {
-                    privilege_escalation::check(id, s, out);
-                }
-            }
-            Rule::RunAsNonRoot { relax_user_namespace } => {
-                if !(relax_user_namespace && user_namespace(s.spec)) {
-                    run_as::non_root(id, s, out);
-                }
-            }
-            Rule::RunAsUser { relax_user_namespace } => {
-                if !(relax_user_namespace && user_namespace(s.spec)) {
-                    run_as::user(id, s, out);
-                }
-            }
-            Rule::SeccompRestricted { windows_exempt } => {
-                if !(windows_exempt && is_windows(s.spec)) {
-                    seccomp::restricted(id, s, out);
-                }
-            }
-            Rule::CapabilitiesRestricted { windows_exempt } => {
-                if !(windows_exempt && is_windows(s.spec)) {
-                    capabilities::restricted(id, s, out);
-                }
-            }
-        }
-    }
-}
-
-/// `spec.os.name: windows`. From v1.25 restricted skips its Linux-only controls for such pods,
-/// whose API validation already rejects those fields (upstream `check_*_restricted.go`).
-fn is_windows(spec: &PodSpec) -> bool {
-    spec.os.as_ref().is_some_and(|os| os.name == "windows")
-}
-
-/// `spec.hostUsers: false`: the pod runs in a user namespace, where root maps to an
-/// unprivileged host user (KEP-127; upstream `relaxPolicyForUserNamespacePod`).
-fn user_namespace(spec: &PodSpec) -> bool {
-    spec.host_users == Some(false)
-}
-
-/// A container named for messages: `container "app"`, `init container "setup"`, ...
-struct Who<'c, 'a>(&'c ContainerRef<'a>);
-
-impl fmt::Display for Who<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.0.kind {
-            ContainerKind::Container => "container",
-            ContainerKind::InitContainer => "init container",
-            ContainerKind::EphemeralContainer => "ephemeral container",
-        };
-        write!(f, "{kind} {:?}", self.0.name)
-    }
-}
-
-/// `<container>.securityContext`.
-fn container_sc_path(s: &Subject<'_>, c: &ContainerRef<'_>) -> FieldPath {
-    c.path(s).field("securityContext")
-}
-
-/// `<spec>.securityContext`.
-fn pod_sc_path(s: &Subject<'_>) -> FieldPath {
-    s.path().field("securityContext")
-}
-
-/// The container's security context, if it has one.
-fn sc<'a>(c: &ContainerRef<'a>) -> Option<&'a SecurityContext> {
-    c.security_context
-}
-
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
@@ -489,13 +389,14 @@ mod tests {
     }
 
     #[rstest]
-    #[case::v1_0(0, &["restrictedVolumes", "runAsNonRoot"], &["seccompProfile_baseline", "capabilities_baseline"])]
-    #[case::v1_8(8, &["allowPrivilegeEscalation"], &["runAsUser"])]
-    #[case::v1_19(19, &["seccompProfile_restricted"], &["seccompProfile_baseline"])]
-    #[case::v1_22(22, &["capabilities_restricted"], &["capabilities_baseline"])]
-    #[case::v1_23(23, &["runAsUser"], &["procMount_restricted"])]
-    #[case::v1_35(35, &["procMount_restricted"], &["procMount", "hostPathVolumes"])]
-    fn restricted_overrides_per_version(
+    #[case::v1_0(0, &["restrictedVolumes", "runAsNonRoot", "seccompProfile_baseline", "capabilities_baseline", "procMount"], &["hostPathVolumes", "allowPrivilegeEscalation"])]
+    #[case::v1_8(8, &["allowPrivilegeEscalation", "seccompProfile_baseline"], &["runAsUser", "seccompProfile_restricted"])]
+    #[case::v1_19(19, &["seccompProfile_restricted", "capabilities_baseline"], &["seccompProfile_baseline"])]
+    #[case::v1_22(22, &["capabilities_restricted"], &["capabilities_baseline", "runAsUser"])]
+    #[case::v1_23(23, &["runAsUser", "procMount"], &["procMount_restricted"])]
+    #[case::v1_34(34, &["hostProbesAndHostLifecycle", "procMount"], &["procMount_restricted"])]
+    #[case::v1_35(35, &["procMount_restricted"], &["procMount", "hostPathVolumes", "capabilities_baseline"])]
+    fn restricted_controls_and_overrides_per_version(
         #[case] minor: u32,
         #[case] present: &[&str],
         #[case] absent: &[&str],
@@ -505,12 +406,7 @@ mod tests {
             assert!(got.contains(id), "{id} missing at v1.{minor}: {got:?}");
         }
         for id in absent {
-            if *id == "seccompProfile_baseline" && minor < 19 || *id == "capabilities_baseline" && minor < 22
-            {
-                assert!(got.contains(id), "{id} should still apply at v1.{minor}");
-            } else {
-                assert!(!got.contains(id), "{id} should not apply at v1.{minor}: {got:?}");
-            }
+            assert!(!got.contains(id), "{id} should not apply at v1.{minor}: {got:?}");
         }
     }
 
@@ -577,8 +473,8 @@ spec:
         assert_eq!(
             paths("level: baseline", "Deployment", d),
             [
-                "spec.template.spec.containers[1].securityContext.privileged",
                 r#"spec.template.metadata.annotations["container.apparmor.security.beta.kubernetes.io/app"]"#,
+                "spec.template.spec.containers[1].securityContext.privileged",
             ]
         );
     }

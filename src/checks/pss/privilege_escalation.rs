@@ -4,21 +4,19 @@
 
 use super::{Control, Who, container_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        let what = match sc(&c).and_then(|sc| sc.allow_privilege_escalation) {
-            Some(false) => continue,
-            Some(true) => "allows privilege escalation",
-            None => "must set allowPrivilegeEscalation to false",
-        };
-        out.push(Finding::new(
-            container_sc_path(s, &c).field("allowPrivilegeEscalation"),
-            format!("{id}: {} {what}", Who(&c)),
-            "set securityContext.allowPrivilegeEscalation to false",
-        ));
-    }
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    let what = match sc(c).and_then(|sc| sc.allow_privilege_escalation) {
+        Some(false) => return,
+        Some(true) => "allows privilege escalation",
+        None => "must set allowPrivilegeEscalation to false",
+    };
+    out.push(Finding::new(
+        container_sc_path(s, c).field("allowPrivilegeEscalation"),
+        format!("{id}: {} {what}", Who(c)),
+        "set securityContext.allowPrivilegeEscalation to false",
+    ));
 }
 
 #[cfg(test)]

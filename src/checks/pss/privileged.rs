@@ -4,17 +4,15 @@
 
 use super::{Control, Who, container_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        if sc(&c).and_then(|sc| sc.privileged) == Some(true) {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("privileged"),
-                format!("{id}: {} runs privileged", Who(&c)),
-                "set securityContext.privileged to false or remove it",
-            ));
-        }
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    if sc(c).and_then(|sc| sc.privileged) == Some(true) {
+        out.push(Finding::new(
+            container_sc_path(s, c).field("privileged"),
+            format!("{id}: {} runs privileged", Who(c)),
+            "set securityContext.privileged to false or remove it",
+        ));
     }
 }
 

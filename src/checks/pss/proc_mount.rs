@@ -9,17 +9,15 @@
 
 use super::{Control, Who, container_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
-pub(super) fn check(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    for c in s.containers() {
-        if let Some(pm) = sc(&c).and_then(|sc| sc.proc_mount.as_deref()).filter(|pm| *pm != "Default") {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("procMount"),
-                format!("{id}: {} sets procMount {pm:?}", Who(&c)),
-                "set securityContext.procMount to Default or remove it",
-            ));
-        }
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    if let Some(pm) = sc(c).and_then(|sc| sc.proc_mount.as_deref()).filter(|pm| *pm != "Default") {
+        out.push(Finding::new(
+            container_sc_path(s, c).field("procMount"),
+            format!("{id}: {} sets procMount {pm:?}", Who(c)),
+            "set securityContext.procMount to Default or remove it",
+        ));
     }
 }
 

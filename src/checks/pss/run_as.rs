@@ -9,51 +9,57 @@
 
 use super::{Control, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
-pub(super) fn non_root(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    let pod = s.spec.security_context.as_ref().and_then(|sc| sc.run_as_non_root);
-    if pod == Some(false) {
+pub(super) fn non_root_pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
+    if pod_non_root(s) == Some(false) {
         out.push(Finding::new(
             pod_sc_path(s).field("runAsNonRoot"),
             format!("{id}: pod sets runAsNonRoot to false"),
             "set securityContext.runAsNonRoot to true",
         ));
     }
-    for c in s.containers() {
-        let what = match sc(&c).and_then(|sc| sc.run_as_non_root) {
-            Some(true) => continue,
-            Some(false) => "sets runAsNonRoot to false",
-            // An unset container is covered by the pod's value; when that is an explicit false,
-            // the pod's finding already says what to change.
-            None if pod.is_some() => continue,
-            None => "must set runAsNonRoot to true (here or on the pod)",
-        };
-        out.push(Finding::new(
-            container_sc_path(s, &c).field("runAsNonRoot"),
-            format!("{id}: {} {what}", Who(&c)),
-            "set securityContext.runAsNonRoot to true on the container or the pod",
-        ));
-    }
 }
 
-pub(super) fn user(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    const FIX: &str = "set securityContext.runAsUser to a non-zero UID or remove it";
+pub(super) fn non_root_container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    let what = match sc(c).and_then(|sc| sc.run_as_non_root) {
+        Some(true) => return,
+        Some(false) => "sets runAsNonRoot to false",
+        // An unset container is covered by the pod's value; when that is an explicit false, the
+        // pod's finding already says what to change.
+        None if pod_non_root(s).is_some() => return,
+        None => "must set runAsNonRoot to true (here or on the pod)",
+    };
+    out.push(Finding::new(
+        container_sc_path(s, c).field("runAsNonRoot"),
+        format!("{id}: {} {what}", Who(c)),
+        "set securityContext.runAsNonRoot to true on the container or the pod",
+    ));
+}
+
+fn pod_non_root(s: &Subject<'_>) -> Option<bool> {
+    s.spec.security_context.as_ref().and_then(|sc| sc.run_as_non_root)
+}
+
+const USER_FIX: &str = "set securityContext.runAsUser to a non-zero UID or remove it";
+
+pub(super) fn user_pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     if s.spec.security_context.as_ref().and_then(|sc| sc.run_as_user) == Some(0) {
         out.push(Finding::new(
             pod_sc_path(s).field("runAsUser"),
             format!("{id}: pod runs as root (UID 0)"),
-            FIX,
+            USER_FIX,
         ));
     }
-    for c in s.containers() {
-        if sc(&c).and_then(|sc| sc.run_as_user) == Some(0) {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("runAsUser"),
-                format!("{id}: {} runs as root (UID 0)", Who(&c)),
-                FIX,
-            ));
-        }
+}
+
+pub(super) fn user_container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    if sc(c).and_then(|sc| sc.run_as_user) == Some(0) {
+        out.push(Finding::new(
+            container_sc_path(s, c).field("runAsUser"),
+            format!("{id}: {} runs as root (UID 0)", Who(c)),
+            USER_FIX,
+        ));
     }
 }
 
@@ -110,7 +116,7 @@ mod tests {
         let spec = "hostUsers: false\nsecurityContext: {runAsUser: 0, seccompProfile: {type: RuntimeDefault}}\ncontainers:\n- {name: a, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}";
         assert_eq!(
             spec_paths("restricted/v1.34", spec),
-            ["spec.containers[0].securityContext.runAsNonRoot", "spec.securityContext.runAsUser"]
+            ["spec.securityContext.runAsUser", "spec.containers[0].securityContext.runAsNonRoot"]
         );
         assert!(spec_paths("restricted/v1.35", spec).is_empty());
         assert!(spec_paths("restricted/latest", spec).is_empty());

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::SeccompProfile;
 
 use super::{Control, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
 const POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
 const CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
@@ -50,56 +50,45 @@ pub(super) fn annotations(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) 
     }
 }
 
-pub(super) fn fields(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
+/// The pod-level field (baseline from v1.19, and restricted).
+pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = pod_profile(s).filter(|p| !valid_type(&p.type_)) {
-        out.push(bad_pod(id, s, p));
-    }
-    for c in s.containers() {
-        if let Some(p) = sc(&c).and_then(|sc| sc.seccomp_profile.as_ref()).filter(|p| !valid_type(&p.type_)) {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("seccompProfile").field("type"),
-                format!("{id}: {} sets seccomp profile {:?}", Who(&c), p.type_),
-                FIX,
-            ));
-        }
+        out.push(Finding::new(
+            pod_sc_path(s).field("seccompProfile").field("type"),
+            format!("{id}: pod sets seccomp profile {:?}", p.type_),
+            FIX,
+        ));
     }
 }
 
-pub(super) fn restricted(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
-    let pod = pod_profile(s);
-    if let Some(p) = pod.filter(|p| !valid_type(&p.type_)) {
-        out.push(bad_pod(id, s, p));
-    }
-    for c in s.containers() {
-        match sc(&c).and_then(|sc| sc.seccomp_profile.as_ref()) {
-            Some(p) if !valid_type(&p.type_) => out.push(Finding::new(
-                container_sc_path(s, &c).field("seccompProfile").field("type"),
-                format!("{id}: {} sets seccomp profile {:?}", Who(&c), p.type_),
-                FIX,
-            )),
-            Some(_) => {}
-            // A container without a profile inherits the pod's. When the pod sets a bad one,
-            // its finding already covers the container.
-            None if pod.is_none() => out.push(Finding::new(
-                container_sc_path(s, &c).field("seccompProfile").field("type"),
-                format!("{id}: {} must set a seccomp profile (here or on the pod)", Who(&c)),
-                "set securityContext.seccompProfile.type to RuntimeDefault or Localhost on the pod or container",
-            )),
-            None => {}
-        }
+/// A container's field. `required` (restricted): a container with no profile must inherit a
+/// pod-level one.
+pub(super) fn container(
+    id: Control,
+    s: &Subject<'_>,
+    c: &ContainerRef<'_>,
+    required: bool,
+    out: &mut Vec<Finding>,
+) {
+    match sc(c).and_then(|sc| sc.seccomp_profile.as_ref()) {
+        Some(p) if !valid_type(&p.type_) => out.push(Finding::new(
+            container_sc_path(s, c).field("seccompProfile").field("type"),
+            format!("{id}: {} sets seccomp profile {:?}", Who(c), p.type_),
+            FIX,
+        )),
+        // An unset container inherits the pod's profile. When the pod sets a bad one, its own
+        // finding already says what to change.
+        None if required && pod_profile(s).is_none() => out.push(Finding::new(
+            container_sc_path(s, c).field("seccompProfile").field("type"),
+            format!("{id}: {} must set a seccomp profile (here or on the pod)", Who(c)),
+            "set securityContext.seccompProfile.type to RuntimeDefault or Localhost on the pod or container",
+        )),
+        _ => {}
     }
 }
 
 fn pod_profile<'a>(s: &Subject<'a>) -> Option<&'a SeccompProfile> {
     s.spec.security_context.as_ref().and_then(|sc| sc.seccomp_profile.as_ref())
-}
-
-fn bad_pod(id: Control, s: &Subject<'_>, p: &SeccompProfile) -> Finding {
-    Finding::new(
-        pod_sc_path(s).field("seccompProfile").field("type"),
-        format!("{id}: pod sets seccomp profile {:?}", p.type_),
-        FIX,
-    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::SELinuxOptions;
 
 use super::{Control, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::{FieldPath, Finding};
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
 /// The allowed `type` values at a version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,14 +24,21 @@ impl Types {
     }
 }
 
-pub(super) fn check(id: Control, types: Types, s: &Subject<'_>, out: &mut Vec<Finding>) {
+pub(super) fn pod(id: Control, types: Types, s: &Subject<'_>, out: &mut Vec<Finding>) {
     if let Some(o) = s.spec.security_context.as_ref().and_then(|sc| sc.se_linux_options.as_ref()) {
         options(id, types, o, "pod", || pod_sc_path(s), out);
     }
-    for c in s.containers() {
-        if let Some(o) = sc(&c).and_then(|sc| sc.se_linux_options.as_ref()) {
-            options(id, types, o, Who(&c), || container_sc_path(s, &c), out);
-        }
+}
+
+pub(super) fn container(
+    id: Control,
+    types: Types,
+    s: &Subject<'_>,
+    c: &ContainerRef<'_>,
+    out: &mut Vec<Finding>,
+) {
+    if let Some(o) = sc(c).and_then(|sc| sc.se_linux_options.as_ref()) {
+        options(id, types, o, Who(c), || container_sc_path(s, c), out);
     }
 }
 

@@ -52,7 +52,7 @@ impl Allowed {
     }
 }
 
-pub(super) fn check(id: Control, allowed: Allowed, s: &Subject<'_>, out: &mut Vec<Finding>) {
+pub(super) fn pod(id: Control, allowed: Allowed, s: &Subject<'_>, out: &mut Vec<Finding>) {
     let sysctls = s.spec.security_context.as_ref().and_then(|sc| sc.sysctls.as_ref());
     for (i, sysctl) in sysctls.into_iter().flatten().enumerate() {
         if !allowed.names().contains(&sysctl.name.as_str()) {

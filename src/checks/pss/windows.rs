@@ -3,11 +3,11 @@
 
 use super::{Control, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
-use crate::subject::Subject;
+use crate::subject::{ContainerRef, Subject};
 
 const FIX: &str = "set securityContext.windowsOptions.hostProcess to false or remove it";
 
-pub(super) fn host_process(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
+pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     let pod = s.spec.security_context.as_ref().and_then(|sc| sc.windows_options.as_ref());
     if pod.and_then(|w| w.host_process) == Some(true) {
         out.push(Finding::new(
@@ -16,14 +16,15 @@ pub(super) fn host_process(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>)
             FIX,
         ));
     }
-    for c in s.containers() {
-        if sc(&c).and_then(|sc| sc.windows_options.as_ref()).and_then(|w| w.host_process) == Some(true) {
-            out.push(Finding::new(
-                container_sc_path(s, &c).field("windowsOptions").field("hostProcess"),
-                format!("{id}: {} runs as a Windows HostProcess", Who(&c)),
-                FIX,
-            ));
-        }
+}
+
+pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+    if sc(c).and_then(|sc| sc.windows_options.as_ref()).and_then(|w| w.host_process) == Some(true) {
+        out.push(Finding::new(
+            container_sc_path(s, c).field("windowsOptions").field("hostProcess"),
+            format!("{id}: {} runs as a Windows HostProcess", Who(c)),
+            FIX,
+        ));
     }
 }
 

@@ -1,0 +1,147 @@
+//! The per-request walk of `podSecurity`: the pod-level part of every planned step, then one
+//! pass over the containers applying every step to each, so findings come pod first, then
+//! container by container. Also the small pieces the control families share: exemptions,
+//! container names for messages, security-context paths.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{PodSpec, SecurityContext};
+
+use super::{
+    PodSecurity, Rule, Step, apparmor, capabilities, host_namespaces, host_ports, host_probes,
+    privilege_escalation, privileged, proc_mount, run_as, seccomp, selinux, sysctls, volumes, windows,
+};
+use crate::checks::Check;
+use crate::context::Context;
+use crate::policy::{FieldPath, Finding};
+use crate::subject::{ContainerKind, ContainerRef, Subject};
+
+impl Check for PodSecurity {
+    /// One pass over the pod-level fields, then one walk over the containers applying every
+    /// step to each: findings come pod first, then container by container.
+    fn evaluate(&self, _ctx: &Context<'_>, s: &Subject<'_>, out: &mut Vec<Finding>) {
+        let exempt = Exempt { windows: is_windows(s.spec), user_namespace: user_namespace(s.spec) };
+        for step in self.steps.iter().filter(|st| !exempt.skips(st.rule)) {
+            step.pod(s, out);
+        }
+        for c in s.containers() {
+            for step in self.steps.iter().filter(|st| !exempt.skips(st.rule)) {
+                step.container(s, &c, out);
+            }
+        }
+    }
+}
+
+/// What the pod is, for the revisions that skip some pods entirely.
+struct Exempt {
+    windows: bool,
+    user_namespace: bool,
+}
+
+impl Exempt {
+    fn skips(&self, rule: Rule) -> bool {
+        match rule {
+            Rule::ProcMount { relax_user_namespace }
+            | Rule::RunAsNonRoot { relax_user_namespace }
+            | Rule::RunAsUser { relax_user_namespace } => relax_user_namespace && self.user_namespace,
+            Rule::AllowPrivilegeEscalation { windows_exempt }
+            | Rule::SeccompRestricted { windows_exempt }
+            | Rule::CapabilitiesRestricted { windows_exempt } => windows_exempt && self.windows,
+            _ => false,
+        }
+    }
+}
+
+impl Step {
+    /// The pod-level part: pod security context, volumes, annotations, host namespaces.
+    fn pod(self, s: &Subject<'_>, out: &mut Vec<Finding>) {
+        let id = self.control;
+        match self.rule {
+            Rule::HostNamespaces => host_namespaces::pod(id, s, out),
+            Rule::HostPathVolumes => volumes::host_path(id, s, out),
+            Rule::RestrictedVolumes => volumes::restricted(id, s, out),
+            Rule::AppArmor => apparmor::pod(id, s, out),
+            Rule::SeLinux(types) => selinux::pod(id, types, s, out),
+            Rule::SeccompAnnotations => seccomp::annotations(id, s, out),
+            Rule::SeccompFields | Rule::SeccompRestricted { .. } => seccomp::pod(id, s, out),
+            Rule::Sysctls(allowed) => sysctls::pod(id, allowed, s, out),
+            Rule::WindowsHostProcess => windows::pod(id, s, out),
+            Rule::RunAsNonRoot { .. } => run_as::non_root_pod(id, s, out),
+            Rule::RunAsUser { .. } => run_as::user_pod(id, s, out),
+            Rule::Privileged
+            | Rule::HostPorts
+            | Rule::HostProbes
+            | Rule::CapabilitiesBaseline
+            | Rule::CapabilitiesRestricted { .. }
+            | Rule::ProcMount { .. }
+            | Rule::AllowPrivilegeEscalation { .. } => {}
+        }
+    }
+
+    /// The part about one container.
+    fn container(self, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {
+        let id = self.control;
+        match self.rule {
+            Rule::Privileged => privileged::container(id, s, c, out),
+            Rule::HostPorts => host_ports::container(id, s, c, out),
+            Rule::HostProbes => host_probes::container(id, s, c, out),
+            Rule::CapabilitiesBaseline => capabilities::baseline(id, s, c, out),
+            Rule::CapabilitiesRestricted { .. } => capabilities::restricted(id, s, c, out),
+            Rule::AppArmor => apparmor::container(id, s, c, out),
+            Rule::SeLinux(types) => selinux::container(id, types, s, c, out),
+            Rule::ProcMount { .. } => proc_mount::container(id, s, c, out),
+            Rule::SeccompFields => seccomp::container(id, s, c, false, out),
+            Rule::SeccompRestricted { .. } => seccomp::container(id, s, c, true, out),
+            Rule::WindowsHostProcess => windows::container(id, s, c, out),
+            Rule::AllowPrivilegeEscalation { .. } => privilege_escalation::container(id, s, c, out),
+            Rule::RunAsNonRoot { .. } => run_as::non_root_container(id, s, c, out),
+            Rule::RunAsUser { .. } => run_as::user_container(id, s, c, out),
+            Rule::HostNamespaces
+            | Rule::HostPathVolumes
+            | Rule::RestrictedVolumes
+            | Rule::SeccompAnnotations
+            | Rule::Sysctls(_) => {}
+        }
+    }
+}
+
+/// `spec.os.name: windows`. From v1.25 restricted skips its Linux-only controls for such pods,
+/// whose API validation already rejects those fields (upstream `check_*_restricted.go`).
+fn is_windows(spec: &PodSpec) -> bool {
+    spec.os.as_ref().is_some_and(|os| os.name == "windows")
+}
+
+/// `spec.hostUsers: false`: the pod runs in a user namespace, where root maps to an
+/// unprivileged host user (KEP-127; upstream `relaxPolicyForUserNamespacePod`).
+fn user_namespace(spec: &PodSpec) -> bool {
+    spec.host_users == Some(false)
+}
+
+/// A container named for messages: `container "app"`, `init container "setup"`, ...
+pub(super) struct Who<'c, 'a>(pub(super) &'c ContainerRef<'a>);
+
+impl fmt::Display for Who<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.0.kind {
+            ContainerKind::Container => "container",
+            ContainerKind::InitContainer => "init container",
+            ContainerKind::EphemeralContainer => "ephemeral container",
+        };
+        write!(f, "{kind} {:?}", self.0.name)
+    }
+}
+
+/// `<container>.securityContext`.
+pub(super) fn container_sc_path(s: &Subject<'_>, c: &ContainerRef<'_>) -> FieldPath {
+    c.path(s).field("securityContext")
+}
+
+/// `<spec>.securityContext`.
+pub(super) fn pod_sc_path(s: &Subject<'_>) -> FieldPath {
+    s.path().field("securityContext")
+}
+
+/// The container's security context, if it has one.
+pub(super) fn sc<'a>(c: &ContainerRef<'a>) -> Option<&'a SecurityContext> {
+    c.security_context
+}

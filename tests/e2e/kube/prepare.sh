@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Prepares everything the end-to-end suite (run.sh) needs, once per machine:
+#   - apt packages: golang-1.19-go etcd-server rsync jq openssl
+#   - kube-apiserver 1.20, built from Debian's `kubernetes` source package (all Go dependencies
+#     vendored, so no module download) and cached under $PODGUARD_E2E_CACHE/bin
+#   - kubectl and helm, through scripts/tools.sh
+# Idempotent: a second run finds the cached binary and returns in a second or two.
+# KUBE_APISERVER / ETCD pointing at existing binaries skip the build / the etcd package.
+# Prints `KUBE_APISERVER=...` and `ETCD=...` on stdout as its last lines; progress goes to stderr.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cache="${PODGUARD_E2E_CACHE:-$HOME/.cache/podguard-e2e}"
+log() { printf 'prepare: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# Other jobs on the machine may hold the apt/dpkg locks for a while; wait for them, not fail.
+apt_() { sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
+
+mkdir -p "$cache/bin"
+# Two prepares at once (two CI jobs, or a developer and CI) must not both build for 7 minutes.
+exec 9>"$cache/.lock"
+flock -w 1800 9 || die "timed out waiting for another prepare.sh holding $cache/.lock"
+
+# --- apt packages ---------------------------------------------------------------------------
+need_pkgs=()
+for p in golang-1.19-go etcd-server rsync jq openssl; do
+  case "$p" in
+    etcd-server) [ -n "${ETCD:-}" ] && continue ;;
+    golang-1.19-go)
+      # The compiler is only needed when there is something to build.
+      { [ -n "${KUBE_APISERVER:-}" ] || [ -x "$cache/bin/kube-apiserver" ]; } && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$p")
+done
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  apt_ update >&2 || apt_ update >&2
+  apt_ install -y --no-install-recommends "${need_pkgs[@]}" >&2
+fi
+
+# --- kube-apiserver -------------------------------------------------------------------------
+# Adds a deb-src twin of every `deb` stanza of the system's deb822 sources, so `apt-get source`
+# finds the kubernetes source package. The mirror is read from the machine, never hard-coded.
+enable_deb_src() {
+  local sys=/etc/apt/sources.list.d/debian.sources
+  local ours=/etc/apt/sources.list.d/podguard-e2e-src.sources
+  [ -f "$ours" ] && return 0
+  [ -f "$sys" ] || die "$sys not found: cannot derive a deb-src entry"
+  log "adding deb-src entries derived from $sys"
+  sed -e 's/^Types:.*$/Types: deb-src/' "$sys" | sudo_ tee "$ours" >/dev/null
+  apt_ update >&2
+}
+
+build_apiserver() {
+  local build="$cache/build"
+  rm -rf "$build"
+  mkdir -p "$build/home"
+  enable_deb_src
+  log "downloading the kubernetes source package"
+  # apt-get source drops privileges to _apt for the download; give it a directory it can write.
+  chmod 0777 "$build"
+  (cd "$build" && apt_ source --download-only kubernetes >&2)
+  local orig
+  orig=$(find "$build" -maxdepth 1 -name 'kubernetes_*.orig.tar.gz' | head -n1)
+  [ -n "$orig" ] || die "apt-get source did not fetch kubernetes_*.orig.tar.gz"
+  log "unpacking $(basename "$orig")"
+  mkdir -p "$build/src"
+  tar -xzf "$orig" -C "$build/src" --strip-components=1
+  local version
+  version=$(basename "$orig" | sed -E 's/^kubernetes_(.*)\.orig\.tar\.gz$/\1/; s/^.*really//')
+  # Debian's rules build inside a GOPATH whose k8s.io/kubernetes is the source root itself.
+  mkdir -p "$build/src/.go/src/k8s.io"
+  ln -sfn "$build/src" "$build/src/.go/src/k8s.io/kubernetes"
+  log "building kube-apiserver v$version (several minutes; log: $build/make.log)"
+  local start=$SECONDS
+  (
+    cd "$build/src/.go/src/k8s.io/kubernetes"
+    # A private HOME and Go cache keep the build from touching the user's; no .git, so the
+    # version comes from KUBE_GIT_VERSION.
+    env GOPATH="$build/src/.go" PATH="/usr/lib/go-1.19/bin:$PATH" CGO_ENABLED=0 \
+      HOME="$build/home" GOCACHE="$build/home/go-build" \
+      KUBE_GIT_VERSION="v$version" KUBE_GIT_TREE_STATE=clean KUBE_VERBOSE=1 \
+      make WHAT=cmd/kube-apiserver
+  ) >"$build/make.log" 2>&1 || { tail -n 40 "$build/make.log" >&2; die "kube-apiserver build failed"; }
+  local out="$build/src/_output/local/bin/linux/amd64/kube-apiserver"
+  [ -x "$out" ] || die "build finished but $out is missing"
+  install -m 0755 "$out" "$cache/bin/kube-apiserver.tmp"
+  mv -f "$cache/bin/kube-apiserver.tmp" "$cache/bin/kube-apiserver"
+  log "built in $((SECONDS - start)) s; cached at $cache/bin/kube-apiserver"
+  # The unpacked tree, objects and Go cache are large; only the binary is worth keeping.
+  start=$SECONDS
+  log "build tree: $(du -sh "$build" | cut -f1); removing it"
+  rm -rf "$build"
+  log "removed in $((SECONDS - start)) s"
+}
+
+if [ -n "${KUBE_APISERVER:-}" ]; then
+  [ -x "$KUBE_APISERVER" ] || die "KUBE_APISERVER=$KUBE_APISERVER is not an executable"
+  apiserver="$KUBE_APISERVER"
+else
+  [ -x "$cache/bin/kube-apiserver" ] || build_apiserver
+  apiserver="$cache/bin/kube-apiserver"
+fi
+etcd="${ETCD:-$(command -v etcd || true)}"
+if [ -z "$etcd" ] || [ ! -x "$etcd" ]; then die "etcd not found (install etcd-server or set ETCD)"; fi
+
+# --- kubectl and helm -------------------------------------------------------------------------
+# shellcheck source=scripts/tools.sh
+source "$repo/scripts/tools.sh"
+for tool in kubectl helm; do command -v "$tool" >/dev/null || die "$tool missing after tools.sh"; done
+
+log "kube-apiserver: $("$apiserver" --version 2>&1 | head -n1)"
+log "etcd: $("$etcd" --version 2>&1 | head -n1)"
+echo "KUBE_APISERVER=$apiserver"
+echo "ETCD=$etcd"

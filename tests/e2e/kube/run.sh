@@ -1,0 +1,629 @@
+#!/usr/bin/env bash
+# End-to-end suite: podguard against a real kube-apiserver (1.20, built by prepare.sh).
+#
+# Starts etcd and kube-apiserver on free loopback ports inside a temp dir, starts
+# `podguard serve --configmaps` against it with a self-signed certificate, registers podguard as a
+# ValidatingWebhookConfiguration, and runs the scenarios below through kubectl. Whatever happens,
+# every process it started is stopped by PID and the temp dir is removed (EXIT trap).
+#
+#   tests/e2e/kube/run.sh                      # everything
+#   E2E_ONLY_CLUSTER=1 tests/e2e/kube/run.sh   # the cluster smoke test (+ chart check), no podguard
+#
+# Environment: PODGUARD_BIN (default target/debug/podguard), PODGUARD_CHART (default
+# charts/podguard), KUBE_APISERVER and ETCD (existing binaries; skip the build),
+# PODGUARD_E2E_CACHE (default ~/.cache/podguard-e2e), E2E_KEEP=1 (keep the temp dir and its logs),
+# E2E_ONLY_CLUSTER=1. The last line is `e2e: N passed, M failed`; the exit status is non-zero
+# when anything failed.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+PODGUARD_BIN="${PODGUARD_BIN:-$repo/target/debug/podguard}"
+PODGUARD_CHART="${PODGUARD_CHART:-$repo/charts/podguard}"
+POLICY_NS=podguard-system
+WEBHOOK_NAME=validate.podguard.dev
+EXEMPT_NS=e2e-exempt
+
+passed=0
+failed=0
+pids=()
+tmp=""
+
+log() { printf '%s\n' "$*"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# --- cleanup: always, by PID ------------------------------------------------------------------
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  return 1
+}
+
+show_logs() {
+  local f
+  for f in podguard.out podguard.err kube-apiserver.log etcd.log; do
+    [ -s "$tmp/$f" ] || continue
+    log "--- last lines of $f"
+    tail -n 25 "$tmp/$f" | sed 's/^/  | /'
+  done
+}
+
+cleanup() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1 # an unexpected abort is a failure too
+  [ "$failed" -gt 0 ] && [ -n "$tmp" ] && show_logs
+  # Reverse start order: podguard, then the API server, then etcd.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    if ! stop_pid "${pids[$i]}"; then
+      log "cleanup: process ${pids[$i]} survived SIGKILL"
+      failed=$((failed + 1))
+    fi
+  done
+  [ "${#pids[@]}" -gt 0 ] && wait "${pids[@]}" 2>/dev/null
+  if [ -n "$tmp" ] && [ -d "$tmp" ]; then
+    if [ "${E2E_KEEP:-}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  fi
+  log "e2e: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit $?
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A setup step that fails ends the run: counted as one failure, the EXIT trap cleans up.
+die() {
+  log "setup failed: $*"
+  failed=$((failed + 1))
+  exit 1
+}
+
+# --- kubectl helpers --------------------------------------------------------------------------
+# k ARGS...: runs kubectl with a bounded request time; OUT holds stdout+stderr, RC the status.
+k() {
+  OUT=$(kubectl --request-timeout=30s "$@" 2>&1) && RC=0 || RC=$?
+}
+# k_in YAML ARGS...: the same with a manifest on stdin.
+k_in() {
+  local yaml=$1
+  shift
+  OUT=$(kubectl --request-timeout=30s "$@" <<<"$yaml" 2>&1) && RC=0 || RC=$?
+}
+
+bad() {
+  failed_assertion=1
+  log "  FAIL: $*"
+  [ -n "${OUT:-}" ] && printf '%s\n' "$OUT" | sed 's/^/  | /'
+  return 1
+}
+expect_ok() { [ "$RC" -eq 0 ] || bad "expected kubectl to succeed ($*), it exited $RC"; }
+expect_fail() { [ "$RC" -ne 0 ] || bad "expected kubectl to fail ($*), it succeeded"; }
+expect_has() { grep -qF -- "$1" <<<"$OUT" || bad "output lacks: $1"; }
+expect_match() { grep -qE -- "$1" <<<"$OUT" || bad "output matches no line of: $1"; }
+expect_lacks() { ! grep -qF -- "$1" <<<"$OUT" || bad "output should not contain: $1"; }
+# The refusal kubectl prints for podguard's deny, naming policy, rule and the exact field.
+expect_denied() {
+  local policy_rule=$1 path=$2
+  expect_fail "denied by $policy_rule"
+  expect_has "Error from server (Forbidden)"
+  expect_has "admission webhook \"$WEBHOOK_NAME\" denied the request: "
+  # `[policy/rule] field.path: what is wrong (how to fix)`; dots and brackets matched literally.
+  local re_path
+  re_path=${path//./\\.}
+  re_path=${re_path//[/\\[}
+  re_path=${re_path//]/\\]}
+  expect_match "\[$policy_rule\] $re_path: .+ \(.+\)"
+}
+
+# --- manifests --------------------------------------------------------------------------------
+# A container that breaks the baseline level: privileged.
+pod_privileged() {
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, labels: {app: $1}}
+spec:
+  containers:
+    - name: app
+      image: registry.example/app:1.0
+      securityContext: {privileged: true}
+EOF
+}
+# Baseline-compliant, but not restricted (no runAsNonRoot, seccomp, dropped capabilities, ...).
+pod_plain() {
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, labels: {app: $1}}
+spec:
+  containers:
+    - name: app
+      image: registry.example/app:1.0
+EOF
+}
+deployment_privileged() {
+  cat <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec:
+      containers:
+        - name: app
+          image: registry.example/app:1.0
+          securityContext: {privileged: true}
+EOF
+}
+# policy_configmap NAME MODE LEVEL [NAMESPACE]: a policy ConfigMap with one podSecurity rule,
+# limited to NAMESPACE when given so that scenarios do not see each other's policies.
+policy_configmap() {
+  local name=$1 mode=$2 level=$3 ns=${4:-}
+  local match=""
+  [ -n "$ns" ] && match="      match: {namespaces: [\"$ns\"]}"
+  cat <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: $name
+  namespace: $POLICY_NS
+  labels: {podguard.dev/policy: "true"}
+data:
+  policy.yaml: |
+    apiVersion: podguard.dev/v1
+    kind: Policy
+    metadata: {name: $name}
+    spec:
+      severity: high
+      mode: $mode
+$match
+      rules: [{name: pss, check: podSecurity}]
+      params: {level: $level, version: latest}
+EOF
+}
+
+# namespace NAME [LABEL=VALUE...]
+namespace() {
+  local name=$1 yaml
+  shift
+  yaml="apiVersion: v1
+kind: Namespace
+metadata:
+  name: $name
+  labels:
+    e2e.podguard.dev/suite: \"true\""
+  local l
+  for l in "$@"; do yaml+="
+    ${l%%=*}: \"${l#*=}\""; done
+  k_in "$yaml" apply -f -
+  expect_ok "create namespace $name"
+}
+
+# wait_until TIMEOUT_S CMD...: runs CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_until() {
+  local deadline=$(($(now_ms) + $1 * 1000))
+  shift
+  until "$@"; do
+    [ "$(now_ms)" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+# Probes for policy hot reload: a server-side dry run of POD_YAML in NS.
+dry_run_denied_by() { # POLICY NS POD_YAML
+  k_in "$3" create --dry-run=server -n "$2" -f -
+  [ "$RC" -ne 0 ] && grep -qF "[$1/" <<<"$OUT"
+}
+dry_run_allowed() { # NS POD_YAML
+  k_in "$2" create --dry-run=server -n "$1" -f -
+  [ "$RC" -eq 0 ]
+}
+# apply_policy_and_wait NAME MODE LEVEL NS: applies the policy and waits (10 s at most) until a
+# plain pod in NS is refused (enforce) or warned about (warn) by it.
+apply_policy_and_wait() {
+  local name=$1 mode=$2 level=$3 ns=$4
+  k_in "$(policy_configmap "$name" "$mode" "$level" "$ns")" apply -f -
+  expect_ok "apply policy $name"
+  local probe
+  probe=$(pod_plain probe)
+  if [ "$mode" = enforce ]; then
+    wait_until 10 dry_run_denied_by "$name" "$ns" "$probe" || bad "policy $name not enforced after 10 s"
+  else
+    # shellcheck disable=SC2016 # expanded by eval, on each attempt
+    wait_until 10 eval 'k_in "$probe" create --dry-run=server -n "$ns" -f -; grep -qE "^Warning: .*$name" <<<"$OUT"' ||
+      bad "policy $name gave no warning after 10 s"
+  fi
+}
+# decision_logged NS NAME: podguard's stdout holds a JSON line with a `decision` for NS/NAME
+# (searched at any depth, so a logger that nests fields still matches).
+decision_logged() {
+  grep -F '"decision"' "$tmp/podguard.out" 2>/dev/null | grep -F "$2" |
+    jq -R --arg ns "$1" --arg name "$2" \
+      'fromjson? // empty | [.. | objects | select(has("decision") and .namespace == $ns and .name == $name)] | length > 0' |
+    grep -q true
+}
+# policy_invalid_event CONFIGMAP: a Warning Event PolicyInvalid about that policy ConfigMap exists.
+policy_invalid_event() {
+  k get events -n "$POLICY_NS" -o json
+  [ "$RC" -eq 0 ] || return 1
+  jq -e --arg cm "$1" '[.items[] | select(.reason == "PolicyInvalid" and .type == "Warning"
+      and .involvedObject.kind == "ConfigMap" and .involvedObject.name == $cm)] | length > 0' \
+    <<<"$OUT" >/dev/null
+}
+delete_policy() {
+  k delete configmap -n "$POLICY_NS" "$1" --wait=true --timeout=30s
+  expect_ok "delete policy $1"
+}
+
+# --- scenarios --------------------------------------------------------------------------------
+# Each runs in a subshell with errexit: the first failed assertion ends it.
+
+# Proves the API server itself works for what the suite does: ConfigMaps and Pods can be
+# created, read and deleted (pods are stored only; there is no kubelet).
+scenario_cluster() {
+  namespace e2e-smoke
+  k create configmap smoke -n e2e-smoke --from-literal=key=value
+  expect_ok "create configmap"
+  k get configmap smoke -n e2e-smoke -o jsonpath='{.data.key}'
+  expect_ok "get configmap"
+  [ "$OUT" = value ] || bad "configmap data is '$OUT', expected 'value'"
+  k delete configmap smoke -n e2e-smoke --wait=true --timeout=30s
+  expect_ok "delete configmap"
+  k_in "$(pod_plain smoke)" create -n e2e-smoke -f -
+  expect_ok "create pod"
+  expect_has "pod/smoke created"
+  k get pod smoke -n e2e-smoke -o jsonpath='{.spec.containers[0].image}'
+  expect_ok "get pod"
+  [ "$OUT" = registry.example/app:1.0 ] || bad "pod image is '$OUT'"
+  k delete pod smoke -n e2e-smoke --wait=true --timeout=30s
+  expect_ok "delete pod"
+  k get pod smoke -n e2e-smoke
+  expect_fail "pod should be gone"
+  expect_has "NotFound"
+}
+
+# 1. A privileged pod is refused; the message names policy, rule and field, and nothing is stored.
+scenario_privileged_pod_denied() {
+  namespace e2e-deny
+  k_in "$(pod_privileged priv)" create -n e2e-deny -f -
+  expect_denied pod-security-baseline/pss "spec.containers[0].securityContext.privileged"
+  k get pod priv -n e2e-deny
+  expect_fail "the refused pod must not exist"
+  expect_has "NotFound"
+}
+
+# 2. A compliant pod is created, with no warning.
+scenario_compliant_pod_created() {
+  namespace e2e-allow
+  k_in "$(pod_plain fine)" create -n e2e-allow -f -
+  expect_ok "compliant pod"
+  expect_has "pod/fine created"
+  expect_lacks "Warning:"
+  k get pod fine -n e2e-allow -o name
+  expect_ok "get the created pod"
+}
+
+# 3. A Deployment is checked through its template; the path points into spec.template.spec.
+scenario_deployment_denied() {
+  namespace e2e-deploy
+  k_in "$(deployment_privileged web)" create -n e2e-deploy -f -
+  expect_denied pod-security-baseline/pss "spec.template.spec.containers[0].securityContext.privileged"
+  k get deployment web -n e2e-deploy
+  expect_fail "the refused deployment must not exist"
+}
+
+# 4. A warn-mode policy admits the pod and kubectl shows podguard's warning.
+scenario_warn_mode() {
+  namespace e2e-warn
+  apply_policy_and_wait e2e-warn-restricted warn restricted e2e-warn
+  k_in "$(pod_plain warned)" create -n e2e-warn -f -
+  expect_ok "warn mode admits"
+  expect_has "pod/warned created"
+  expect_match '^Warning: .*e2e-warn-restricted'
+  expect_lacks "Forbidden"
+  delete_policy e2e-warn-restricted
+}
+
+# 5. In a namespace labelled podguard.dev/mode=audit a violating pod is created silently, and
+#    podguard logs the decision as a JSON line on stdout.
+scenario_audit_namespace() {
+  namespace e2e-audit podguard.dev/mode=audit
+  k_in "$(pod_privileged audited)" create -n e2e-audit -f -
+  expect_ok "audit mode admits"
+  expect_has "pod/audited created"
+  expect_lacks "Warning:"
+  wait_until 5 decision_logged e2e-audit audited || { OUT=$(tail -n 5 "$tmp/podguard.out" 2>/dev/null); bad "no JSON decision line for e2e-audit/audited on podguard's stdout"; }
+  OUT=$(grep -F '"decision"' "$tmp/podguard.out" | grep -F audited)
+  expect_has "pod-security-baseline"
+}
+
+# 6. A new policy ConfigMap is enforced within 2 s; once deleted it is no longer enforced.
+scenario_hot_reload() {
+  namespace e2e-reload
+  local pod t0 ms
+  pod=$(pod_plain reload)
+  dry_run_allowed e2e-reload "$pod" || bad "baseline-compliant pod refused before the policy exists"
+  # Timed from the moment the API server has stored the change (kubectl returned).
+  k_in "$(policy_configmap e2e-reload-restricted enforce restricted e2e-reload)" apply -f -
+  expect_ok "apply policy"
+  t0=$(now_ms)
+  wait_until 10 dry_run_denied_by e2e-reload-restricted e2e-reload "$pod" ||
+    bad "new policy not enforced after 10 s"
+  ms=$(($(now_ms) - t0))
+  log "  new policy enforced after ${ms} ms"
+  [ "$ms" -le 2000 ] || bad "new policy took ${ms} ms to be enforced (limit 2000)"
+  k delete configmap -n "$POLICY_NS" e2e-reload-restricted
+  expect_ok "delete policy"
+  t0=$(now_ms)
+  wait_until 10 dry_run_allowed e2e-reload "$pod" || bad "deleted policy still enforced after 10 s"
+  ms=$(($(now_ms) - t0))
+  log "  deleted policy gone after ${ms} ms"
+  [ "$ms" -le 2000 ] || bad "deleted policy took ${ms} ms to stop (limit 2000)"
+}
+
+# 7. A broken version of a policy ConfigMap keeps the previous version in force and leaves a
+#    Warning Event with reason PolicyInvalid on that ConfigMap.
+scenario_broken_configmap() {
+  namespace e2e-broken
+  local good broken
+  good=$(policy_configmap pod-security-baseline enforce baseline)
+  broken=${good/    spec:/    spec: [this is not yaml}
+  grep -qF '[this is not yaml' <<<"$broken" || bad "test bug: could not break the policy"
+  k_in "$broken" apply -f -
+  expect_ok "apply the broken ConfigMap"
+  wait_until 10 policy_invalid_event pod-security-baseline || bad "no Warning Event PolicyInvalid on configmap/pod-security-baseline after 10 s"
+  k_in "$(pod_privileged still-denied)" create -n e2e-broken -f -
+  expect_denied pod-security-baseline/pss "spec.containers[0].securityContext.privileged"
+  k_in "$good" apply -f -
+  expect_ok "restore the good ConfigMap"
+}
+
+# 8. An exempt namespace (--exempt-namespaces) admits anything, without warnings.
+scenario_exempt_namespace() {
+  namespace "$EXEMPT_NS"
+  k_in "$(pod_privileged exempted)" create -n "$EXEMPT_NS" -f -
+  expect_ok "exempt namespace admits"
+  expect_has "pod/exempted created"
+  expect_lacks "Warning:"
+}
+
+# 9. A pod created before the policy that it breaks can still have its labels changed (its spec
+#    did not change), while a change to its spec is checked.
+scenario_label_update_of_existing_pod() {
+  namespace e2e-existing
+  k_in "$(pod_plain legacy)" create -n e2e-existing -f -
+  expect_ok "create the pod before its policy"
+  k get pod legacy -n e2e-existing -o jsonpath='{.spec}'
+  local spec_before=$OUT
+  apply_policy_and_wait e2e-existing-restricted enforce restricted e2e-existing
+  k label pod legacy -n e2e-existing e2e.podguard.dev/touched=yes
+  expect_ok "label-only update"
+  expect_has "pod/legacy labeled"
+  k get pod legacy -n e2e-existing -o jsonpath='{.metadata.labels.e2e\.podguard\.dev/touched}'
+  [ "$OUT" = yes ] || bad "label not stored: '$OUT'"
+  k get pod legacy -n e2e-existing -o jsonpath='{.spec}'
+  [ "$OUT" = "$spec_before" ] || bad "the pod spec changed"
+  k patch pod legacy -n e2e-existing --type=json \
+    -p '[{"op":"replace","path":"/spec/containers/0/image","value":"registry.example/app:1.1"}]'
+  expect_fail "a spec change is evaluated"
+  expect_has "[e2e-existing-restricted/pss]"
+  delete_policy e2e-existing-restricted
+}
+
+# 10. The Helm chart's rendered manifests are accepted by the API server (server-side dry run).
+#     This 1.20 server serves no ServiceMonitor (the suite creates no custom resources: the server
+#     crashes on them) and PodDisruptionBudget only as policy/v1beta1. The preStop `sleep`
+#     action is newer than 1.20 too (1.20 would drop it and refuse the empty preStop), so it is
+#     turned off. The chart is rendered into a namespace of its own, not excluded from the
+#     webhook, so that in the full run podguard's own Deployment also passes the baseline policy.
+#     Every rendered object names its namespace (helm test objects use `default`).
+scenario_chart_dry_run() {
+  local ns=e2e-chart rendered
+  namespace "$ns"
+  rendered=$(helm template podguard "$PODGUARD_CHART" --namespace "$ns" --set preStopSleepSeconds=0 2>&1) ||
+    { OUT=$rendered; bad "helm template failed"; }
+  rendered=$(awk '
+    function flush() {
+      if (doc ~ /(^|\n)kind: ServiceMonitor\n/) { doc = ""; return }
+      if (doc ~ /(^|\n)kind: PodDisruptionBudget\n/)
+        sub(/(^|\n)apiVersion: policy\/v1\n/, "\napiVersion: policy/v1beta1\n", doc)
+      if (doc ~ /(^|\n)kind: /) printf "---\n%s", doc
+      doc = ""
+    }
+    /^---/ { flush(); next }
+    { doc = doc $0 "\n" }
+    END { flush() }' <<<"$rendered")
+  local objects
+  objects=$(grep -c '^kind: ' <<<"$rendered" || true)
+  [ "$objects" -gt 0 ] || bad "helm template rendered no objects"
+  # The chart targets current Kubernetes, whose schema has fields that 1.20 predates (e.g.
+  # preStop.sleep); kubectl's client-side validation against 1.20's schema names them. They are
+  # reported, not failed: the 1.20 server drops fields it does not know and checks the rest.
+  k_in "$rendered" apply --dry-run=server -f -
+  local unknown
+  unknown=$(grep -oE 'ValidationError\([^)]*\): unknown field "[^"]+"' <<<"$OUT" |
+    sed -E 's/^ValidationError\(([^)]*)\): unknown field "([^"]+)"$/    \1.\2/' | sort -u || true)
+  if [ -n "$unknown" ]; then
+    log "  fields this 1.20 server does not know (dropped, not checked):"
+    log "$unknown"
+  fi
+  k_in "$rendered" apply --dry-run=server --validate=false -f -
+  expect_ok "server-side dry run of the chart"
+  local accepted
+  accepted=$(grep -c '(server dry run)$' <<<"$OUT" || true)
+  [ "$accepted" -eq "$objects" ] || bad "$accepted of $objects objects accepted"
+  log "  $objects objects accepted"
+}
+
+run_scenario() { # NAME FUNCTION
+  log "--- $1"
+  local start=$SECONDS
+  (
+    set -eE
+    failed_assertion=0
+    # An assertion has said why; anything else that fails is named here.
+    trap '[ "$failed_assertion" = 1 ] || log "  FAIL: command failed at line $LINENO: $BASH_COMMAND"' ERR
+    "$2"
+  )
+  # Not `if ( ... )`: errexit is ignored inside a tested command, and the scenarios rely on it.
+  # shellcheck disable=SC2181
+  if [ $? -eq 0 ]; then
+    log "  ok ($((SECONDS - start)) s)"
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+}
+
+# --- setup ------------------------------------------------------------------------------------
+log "--- prepare"
+prep=$("$here/prepare.sh") || die "prepare.sh failed"
+KUBE_APISERVER=$(sed -n 's/^KUBE_APISERVER=//p' <<<"$prep")
+ETCD=$(sed -n 's/^ETCD=//p' <<<"$prep")
+# shellcheck source=scripts/tools.sh
+source "$repo/scripts/tools.sh" >/dev/null || die "scripts/tools.sh failed"
+# tools.sh sets errexit; the suite handles failures itself.
+set +e
+if [ "${E2E_ONLY_CLUSTER:-}" != 1 ] && [ ! -x "$PODGUARD_BIN" ]; then
+  die "podguard binary $PODGUARD_BIN not found (cargo build, or set PODGUARD_BIN)"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/podguard-e2e.XXXXXX") || die "mktemp failed"
+export KUBECONFIG="$tmp/kubeconfig" KUBECACHEDIR="$tmp/kube-cache"
+
+# Free loopback ports, chosen by the kernel; released just before the servers bind them.
+read -r etcd_port etcd_peer_port api_port pg_port metrics_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(5)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])') || die "could not find free ports"
+
+log "--- start etcd (127.0.0.1:$etcd_port) and kube-apiserver (127.0.0.1:$api_port) in $tmp"
+"$ETCD" --name e2e --data-dir "$tmp/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "e2e=http://127.0.0.1:$etcd_peer_port" >"$tmp/etcd.log" 2>&1 &
+pids+=($!)
+
+token=$(openssl rand -hex 24) || die "openssl rand failed"
+echo "$token,e2e-admin,e2e-admin,system:masters" >"$tmp/tokens.csv"
+openssl genrsa -out "$tmp/sa.key" 2048 2>/dev/null || die "openssl genrsa failed"
+# The endpoint reconciler would try to publish 127.0.0.1 as the `kubernetes` service's endpoint,
+# which the API refuses (loopback); nothing here needs that service.
+"$KUBE_APISERVER" --etcd-servers "http://127.0.0.1:$etcd_port" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --cert-dir "$tmp/certs" --token-auth-file "$tmp/tokens.csv" --authorization-mode RBAC \
+  --service-account-key-file "$tmp/sa.key" --service-account-signing-key-file "$tmp/sa.key" \
+  --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
+  --disable-admission-plugins ServiceAccount --allow-privileged=true \
+  --endpoint-reconciler-type none >"$tmp/kube-apiserver.log" 2>&1 &
+pids+=($!)
+
+cat >"$KUBECONFIG" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: e2e
+    cluster: {server: "https://127.0.0.1:$api_port", insecure-skip-tls-verify: true}
+users:
+  - name: e2e-admin
+    user: {token: "$token"}
+contexts:
+  - name: e2e
+    context: {cluster: e2e, user: e2e-admin}
+current-context: e2e
+EOF
+chmod 600 "$KUBECONFIG"
+
+apiserver_ready() {
+  kill -0 "${pids[1]}" 2>/dev/null || die "kube-apiserver exited"
+  kubectl --request-timeout=2s get --raw /readyz >/dev/null 2>&1
+}
+start=$(now_ms)
+wait_until 60 apiserver_ready || die "kube-apiserver not ready after 60 s"
+log "  ready after $(($(now_ms) - start)) ms"
+
+run_scenario "cluster: ConfigMap and Pod create/get/delete" scenario_cluster
+
+if [ "${E2E_ONLY_CLUSTER:-}" != 1 ]; then
+  log "--- start podguard (127.0.0.1:$pg_port, metrics 127.0.0.1:$metrics_port)"
+  # The policy namespace is kept out of the webhook by a label (1.20 has no
+  # kubernetes.io/metadata.name label to select it by name); kube-system likewise.
+  k apply -f - <<<"apiVersion: v1
+kind: Namespace
+metadata: {name: $POLICY_NS, labels: {podguard.dev/ignore: \"true\"}}"
+  [ "$RC" -eq 0 ] || die "create namespace $POLICY_NS: $OUT"
+  k label namespace kube-system podguard.dev/ignore=true --overwrite
+  [ "$RC" -eq 0 ] || die "label kube-system: $OUT"
+  k_in "$(policy_configmap pod-security-baseline enforce baseline)" apply -f -
+  [ "$RC" -eq 0 ] || die "apply the baseline policy: $OUT"
+
+  "$PODGUARD_BIN" serve --configmaps --policy-namespace "$POLICY_NS" \
+    --tls-self-signed --tls-self-signed-ca-out "$tmp/podguard-ca.pem" \
+    --listen "127.0.0.1:$pg_port" --metrics-listen "127.0.0.1:$metrics_port" \
+    --exempt-namespaces "$EXEMPT_NS" >"$tmp/podguard.out" 2>"$tmp/podguard.err" &
+  pids+=($!)
+  podguard_ready() {
+    kill -0 "${pids[2]}" 2>/dev/null || die "podguard exited"
+    [ -s "$tmp/podguard-ca.pem" ] &&
+      curl -sf --max-time 2 --cacert "$tmp/podguard-ca.pem" "https://127.0.0.1:$pg_port/readyz" >/dev/null
+  }
+  start=$(now_ms)
+  wait_until 30 podguard_ready ||
+    die "podguard not ready after 30 s: $(curl -sS --max-time 2 --cacert "$tmp/podguard-ca.pem" \
+      "https://127.0.0.1:$pg_port/readyz" 2>&1 | head -c 300)"
+  log "  ready after $(($(now_ms) - start)) ms"
+
+  ca_bundle=$(base64 -w0 "$tmp/podguard-ca.pem")
+  k apply -f - <<<"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: podguard-e2e}
+webhooks:
+  - name: $WEBHOOK_NAME
+    clientConfig:
+      url: https://127.0.0.1:$pg_port/validate
+      caBundle: $ca_bundle
+    rules:
+      - {apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE, UPDATE],
+         resources: [pods, pods/ephemeralcontainers, replicationcontrollers, podtemplates]}
+      - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE],
+         resources: [deployments, replicasets, statefulsets, daemonsets]}
+      - {apiGroups: [batch], apiVersions: [v1], operations: [CREATE, UPDATE],
+         resources: [jobs, cronjobs]}
+    namespaceSelector:
+      matchExpressions: [{key: podguard.dev/ignore, operator: NotIn, values: [\"true\"]}]
+    failurePolicy: Fail
+    sideEffects: None
+    timeoutSeconds: 10
+    admissionReviewVersions: [v1]"
+  [ "$RC" -eq 0 ] || die "register the webhook: $OUT"
+  # The API server picks webhook configurations up asynchronously; wait until it calls podguard.
+  namespace e2e-probe || die "create namespace e2e-probe"
+  webhook_active() { dry_run_denied_by pod-security-baseline e2e-probe "$(pod_privileged probe)"; }
+  wait_until 15 webhook_active || die "webhook not called by the API server after 15 s: $OUT"
+
+  run_scenario "1. privileged pod -> Forbidden" scenario_privileged_pod_denied
+  run_scenario "2. compliant pod -> created" scenario_compliant_pod_created
+  run_scenario "3. Deployment with a privileged template -> Forbidden" scenario_deployment_denied
+  run_scenario "4. warn-mode policy -> created with a Warning" scenario_warn_mode
+  run_scenario "5. audit namespace -> created silently, decision logged" scenario_audit_namespace
+  run_scenario "6. policy ConfigMap hot reload (2 s)" scenario_hot_reload
+  run_scenario "7. broken policy ConfigMap -> previous policy kept, PolicyInvalid Event" scenario_broken_configmap
+  run_scenario "8. exempt namespace -> admitted" scenario_exempt_namespace
+  run_scenario "9. label-only update of an existing non-compliant pod -> allowed" \
+    scenario_label_update_of_existing_pod
+fi
+
+if [ -d "$PODGUARD_CHART" ]; then
+  run_scenario "10. helm template | kubectl apply --dry-run=server" scenario_chart_dry_run
+else
+  log "--- 10. chart dry run: skipped, chart not present ($PODGUARD_CHART)"
+fi
