@@ -83,7 +83,6 @@ pub struct Args {
     /// Largest request body (bytes, or with Ki/Mi suffix); larger is HTTP 413.
     #[arg(long, env = "PODGUARD_MAX_BODY_BYTES", value_name = "SIZE", default_value = "3Mi")]
     pub max_body_bytes: String,
-    /// After SIGTERM/SIGINT, how long requests in flight may take to finish (e.g. 25s, 500ms).
     /// Watch policy ConfigMaps (labelled `podguard.dev/policy=true`) in the policy namespace,
     /// and keep a cache of namespace labels, through the Kubernetes API (in-cluster config or
     /// KUBECONFIG). Without it and without --policies, the built-in library is used.
@@ -100,7 +99,7 @@ pub struct Args {
         default_value = "podguard.dev/policy=true"
     )]
     pub policy_selector: String,
-    /// How long SIGTERM waits for in-flight requests (e.g. 25s).
+    /// After SIGTERM/SIGINT, how long requests in flight may take to finish (e.g. 25s, 500ms).
     #[arg(long, env = "PODGUARD_SHUTDOWN_GRACE_PERIOD", value_name = "DURATION", default_value = "25s")]
     pub shutdown_grace_period: String,
 }
