@@ -18,6 +18,7 @@ pub mod checks;
 pub mod cli;
 pub mod context;
 pub mod input;
+pub mod json;
 pub mod metrics;
 pub mod object;
 pub mod policy;

@@ -93,6 +93,11 @@ pub fn decode(group: &str, kind: &str, json: &str) -> Result<Decoded, DecodeErro
 }
 
 fn parse<T: DeserializeOwned>(kind: &str, json: &str) -> Result<Box<T>, DecodeError> {
+    // Tracking the path costs an allocation per key of the object and is needed only to say
+    // where a bad object is wrong: parse without it, and again with it after a failure.
+    if let Ok(value) = serde_json::from_str(json) {
+        return Ok(Box::new(value));
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(&mut de).map(Box::new).map_err(|e| DecodeError {
         kind: kind.to_owned(),

@@ -18,6 +18,8 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::json::{Escape, string};
+
 /// Target of the one-line-per-decision events.
 pub const DECISION_TARGET: &str = "podguard::decision";
 
@@ -111,41 +113,6 @@ impl Visit for Fields<'_, '_> {
             write!(Escape(w), "{value:?}")?;
             w.write_char('"')
         });
-    }
-}
-
-/// A JSON string literal.
-fn string(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escape(w).write_str(s)?;
-    w.write_char('"')
-}
-
-/// Escapes what JSON strings cannot hold raw, passing everything else through in slices.
-struct Escape<'a, W: fmt::Write + ?Sized>(&'a mut W);
-
-impl<W: fmt::Write + ?Sized> fmt::Write for Escape<'_, W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut start = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escaped = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[start..i])?;
-            if escaped.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(escaped)?;
-            }
-            start = i + 1;
-        }
-        self.0.write_str(&s[start..])
     }
 }
 

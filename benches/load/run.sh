@@ -5,8 +5,10 @@
 # (the floor that HTTP, TLS and decoding cost). For each review (a compliant and a violating pod,
 # ~6.6 KB of compact JSON each) and each server it measures the maximum throughput
 # (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds, and reads
-# VmRSS/VmHWM idle and under load. Loopback only, bounded in time (ROUNDS x 8 x SECONDS_EACH
-# seconds of load, about 2.5 minutes by default, plus the build). Prints Markdown.
+# VmRSS/VmHWM idle and after the load (VmHWM is the kernel's own record of the peak, so nothing
+# samples memory during the runs: a sampler would fork processes while latency is measured).
+# Loopback only, bounded in time (ROUNDS x 8 x SECONDS_EACH seconds of load, about 2.5 minutes
+# by default, plus the build). Prints Markdown.
 #
 #   benches/load/run.sh                           # installs oha into the tools cache once
 #   ROUNDS=1 SECONDS_EACH=3 benches/load/run.sh   # a quick look
@@ -87,17 +89,6 @@ sleep 1
 declare -A IDLE
 for set in library empty; do IDLE[$set]=$(mem "${PID[$set]}"); done
 
-peak_file="$work/peak"
-echo 0 > "$peak_file"
-( max=0
-  while [ ! -e "$work/stop" ]; do
-    for set in library empty; do
-      rss=$(awk '/^VmRSS/ { print int($2/1024) }' "/proc/${PID[$set]}/status" 2>/dev/null || echo 0)
-      if [ "${rss:-0}" -gt "$max" ]; then max=$rss; echo "$max" > "$peak_file"; fi
-    done
-    sleep 0.2
-  done ) &
-
 all_ok=true
 for round in $(seq "$ROUNDS"); do
   for review in compliant violating; do
@@ -115,7 +106,6 @@ for round in $(seq "$ROUNDS"); do
     done
   done
 done
-touch "$work/stop"
 
 echo
 echo "oha $("$OHA" --version | awk '{print $2}'), $(nproc) cores shared by server and load generator," \
@@ -139,4 +129,3 @@ for set in library empty; do
   decisions=$(grep -c '"podguard::decision"' "$work/server-$set.log" || true)
   echo "- $set: idle $(echo "${IDLE[$set]}" | sed 's/, $//'); after load $(mem "${PID[$set]}" | sed 's/, $//'); $decisions decision log lines written"
 done
-echo "- highest VmRSS sampled (every 0.2 s) during the runs, either server: $(cat "$peak_file") MiB"

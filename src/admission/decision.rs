@@ -2,10 +2,12 @@
 //! AdmissionResponse (deny message, warnings, audit annotations).
 
 use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 
 use super::exemptions::Exemptions;
-use super::review::{AdmissionRequest, AdmissionResponse, Status};
+use super::review::{API_VERSION, AdmissionRequest, AdmissionResponse, KIND, Status};
 use crate::context::{Context, Operation};
+use crate::json::{self, CharCount, Escape};
 use crate::object::{self, DecodeError, Decoded, Workload};
 use crate::policy::{Mode, PolicySet, Violation};
 use crate::subject::Subject;
@@ -89,59 +91,71 @@ impl Decision {
     /// The refusal message: one line per enforce violation,
     /// `[policy/rule] field.path: what is wrong (how to fix)`; or the read error.
     pub fn deny_message(&self) -> String {
-        if let Outcome::Unreadable(e) = &self.outcome {
-            return format!("podguard cannot evaluate this object: {e}");
-        }
         let mut msg = String::with_capacity(128 * self.violations.len());
-        for v in self.with_mode(Mode::Enforce) {
-            if !msg.is_empty() {
-                msg.push('\n');
-            }
-            v.write_line(&mut msg);
-        }
+        // Writing into a String cannot fail.
+        let _ = self.write_deny_message(&mut msg);
         msg
+    }
+
+    fn write_deny_message<W: fmt::Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
+        if let Outcome::Unreadable(e) = &self.outcome {
+            return write!(w, "podguard cannot evaluate this object: {e}");
+        }
+        for (i, v) in self.with_mode(Mode::Enforce).enumerate() {
+            if i > 0 {
+                w.write_char('\n')?;
+            }
+            v.render(w, true)?;
+        }
+        Ok(())
     }
 
     /// One warning per warn violation: the full line when it fits in 120 characters, else
     /// without the fix (the API server may cut long warnings).
     pub fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .with_mode(Mode::Warn)
-            .map(|v| {
-                let line = v.line();
-                if line.chars().count() <= 120 {
-                    line
-                } else {
-                    format!("[{}/{}] {}: {}", v.policy, v.rule, v.path, v.message)
-                }
+        self.warning_lines()
+            .map(|w| {
+                let mut s = String::new();
+                let _ = w.write(&mut s);
+                s
             })
-            .collect();
-        if let (true, Outcome::Unreadable(e)) = (self.allowed, &self.outcome) {
-            out.push(format!(
-                "podguard could not evaluate this object and admitted it (--on-error allow): {e}"
-            ));
-        }
-        out
+            .collect()
+    }
+
+    fn warning_lines(&self) -> impl Iterator<Item = Warning<'_>> {
+        let on_error = match (self.allowed, &self.outcome) {
+            (true, Outcome::Unreadable(e)) => Some(Warning::AdmittedUnreadable(e)),
+            _ => None,
+        };
+        self.with_mode(Mode::Warn).map(Warning::Violation).chain(on_error)
     }
 
     /// `auditAnnotations`: key `violations`, a compact JSON list of the audit violations.
     pub fn audit_annotations(&self) -> BTreeMap<String, String> {
-        #[derive(serde::Serialize)]
-        struct Entry<'a> {
-            policy: &'a str,
-            rule: &'a str,
-            path: &'a str,
-            message: &'a str,
-        }
-        let entries: Vec<Entry<'_>> = self
-            .with_mode(Mode::Audit)
-            .map(|v| Entry { policy: &v.policy, rule: &v.rule, path: v.path.as_str(), message: &v.message })
-            .collect();
         let mut out = BTreeMap::new();
-        if !entries.is_empty() {
-            out.insert("violations".to_owned(), serde_json::to_string(&entries).unwrap_or_default());
+        if self.with_mode(Mode::Audit).next().is_some() {
+            let mut list = String::new();
+            let _ = self.write_audit_list(&mut list);
+            out.insert(AUDIT_KEY.to_owned(), list);
         }
         out
+    }
+
+    /// `[{"policy":…,"rule":…,"path":…,"message":…},…]`
+    fn write_audit_list<W: fmt::Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
+        w.write_char('[')?;
+        for (i, v) in self.with_mode(Mode::Audit).enumerate() {
+            w.write_str(if i == 0 { "{\"policy\":" } else { ",{\"policy\":" })?;
+            json::string(w, &v.policy)?;
+            w.write_str(",\"rule\":")?;
+            json::string(w, &v.rule)?;
+            w.write_str(",\"path\":")?;
+            json::string(w, v.path.as_str())?;
+            w.write_str(",\"message\":")?;
+            json::string(w, &v.message)?;
+            w.write_char('}')?;
+        }
+        w.write_char(']')
     }
 
     /// The AdmissionResponse for request `uid`.
@@ -156,6 +170,75 @@ impl Decision {
             }),
             warnings: self.warnings(),
             audit_annotations: self.audit_annotations(),
+        }
+    }
+
+    /// The AdmissionReview JSON answering request `uid`: the same bytes as
+    /// `self.response(uid).to_review_json()`, written straight into one buffer instead of
+    /// building the message, every warning and the annotation as strings first. A denied pod
+    /// carries dozens of lines, and this runs for every admission request.
+    pub fn review_json(&self, uid: &str) -> Vec<u8> {
+        let mut out = String::with_capacity(160 + 192 * self.violations.len());
+        // Writing into a String cannot fail.
+        let _ = self.write_review_json(&mut out, uid);
+        out.into_bytes()
+    }
+
+    fn write_review_json(&self, out: &mut String, uid: &str) -> fmt::Result {
+        write!(out, r#"{{"apiVersion":"{API_VERSION}","kind":"{KIND}","response":{{"uid":"#)?;
+        json::string(out, uid)?;
+        write!(out, r#","allowed":{}"#, self.allowed)?;
+        if !self.allowed {
+            out.push_str(r#","status":{"code":403,"reason":"Forbidden","message":""#);
+            self.write_deny_message(&mut Escape(out))?;
+            out.push_str("\"}");
+        }
+        let mut warnings = 0;
+        for warning in self.warning_lines() {
+            out.push_str(if warnings == 0 { r#","warnings":[""# } else { r#",""# });
+            warning.write(&mut Escape(out))?;
+            out.push('"');
+            warnings += 1;
+        }
+        if warnings > 0 {
+            out.push(']');
+        }
+        if self.with_mode(Mode::Audit).next().is_some() {
+            write!(out, r#","auditAnnotations":{{"{AUDIT_KEY}":""#)?;
+            self.write_audit_list(&mut Escape(out))?;
+            out.push_str("\"}");
+        }
+        out.push_str("}}");
+        Ok(())
+    }
+}
+
+/// The `auditAnnotations` key holding the audit violations.
+const AUDIT_KEY: &str = "violations";
+
+/// One entry of `warnings`.
+enum Warning<'a> {
+    /// A warn-mode violation.
+    Violation(&'a Violation),
+    /// The object could not be read and `--on-error allow` admitted it.
+    AdmittedUnreadable(&'a DecodeError),
+}
+
+impl Warning<'_> {
+    /// Longer warnings lose their fix: the API server may cut them, and the fix is the part a
+    /// reader can best do without.
+    const MAX_CHARS: usize = 120;
+
+    fn write<W: fmt::Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
+        match self {
+            Self::Violation(v) => {
+                let mut full = CharCount::default();
+                v.render(&mut full, true)?;
+                v.render(w, full.0 <= Self::MAX_CHARS)
+            }
+            Self::AdmittedUnreadable(e) => {
+                write!(w, "podguard could not evaluate this object and admitted it (--on-error allow): {e}")
+            }
         }
     }
 }
@@ -456,5 +539,79 @@ mod tests {
         let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
         assert!(d.allowed);
         assert!(matches!(d.outcome, Outcome::Skipped(_)), "{:?}", d.outcome);
+    }
+
+    fn violation(policy: &str, mode: Mode, message: &str, fix: &'static str) -> Violation {
+        Violation {
+            policy: policy.into(),
+            rule: "rule".into(),
+            severity: crate::policy::Severity::High,
+            controls: Vec::new().into(),
+            mode,
+            path: crate::policy::FieldPath::new("spec").field("containers").index(0).field("image"),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn decided(violations: Vec<Violation>) -> Decision {
+        Decision {
+            allowed: !violations.iter().any(|v| v.mode == Mode::Enforce),
+            outcome: Outcome::Evaluated,
+            violations,
+            namespace_mode: Mode::Enforce,
+        }
+    }
+
+    fn unreadable(allowed: bool) -> Decision {
+        Decision {
+            allowed,
+            outcome: Outcome::Unreadable(DecodeError {
+                kind: "Pod".into(),
+                path: "spec.containers[0].securityContext.runAsUser".into(),
+                reason: "invalid type: string \"x\", expected i64".into(),
+            }),
+            violations: Vec::new(),
+            namespace_mode: Mode::Enforce,
+        }
+    }
+
+    #[rstest]
+    #[case::allowed_clean(decided(vec![]))]
+    #[case::skipped(Decision::skipped("DELETE is not evaluated"))]
+    #[case::denied_with_every_mode(decided(vec![
+        violation("e1", Mode::Enforce, "container \"web\" runs privileged", "set it to false"),
+        violation("e2", Mode::Enforce, "no fix here", ""),
+        violation("w", Mode::Warn, "tag \"latest\"\nis\tmutable \\ é 日本", "pin it"),
+        violation("a", Mode::Audit, "a \"quoted\" \\ back\u{1}slash\u{8}\u{c}", "x"),
+        violation("a2", Mode::Audit, "second", ""),
+    ]))]
+    #[case::warn_only(decided(vec![violation("w", Mode::Warn, "short", "fix")]))]
+    #[case::long_warning(decided(vec![violation("w", Mode::Warn, &"long ".repeat(30), "dropped fix")]))]
+    #[case::audit_only(decided(vec![violation("a", Mode::Audit, "m", "")]))]
+    #[case::unreadable_denied(unreadable(false))]
+    #[case::unreadable_admitted(unreadable(true))]
+    fn review_json_is_byte_for_byte_the_serialized_response(#[case] d: Decision) {
+        for uid in ["705ab4f5-6393-11e8-b7cc-42010a800002", "odd \"uid\"\\"] {
+            let direct = String::from_utf8(d.review_json(uid)).unwrap();
+            let serialized = String::from_utf8(d.response(uid).to_review_json()).unwrap();
+            assert_eq!(direct, serialized);
+            let back: serde_json::Value = serde_json::from_str(&direct).unwrap();
+            assert_eq!(back["response"]["uid"], uid);
+            assert_eq!(back["response"]["allowed"], d.allowed);
+        }
+    }
+
+    #[test]
+    fn warnings_over_120_characters_lose_their_fix() {
+        let short = violation("w", Mode::Warn, "short", "pin it");
+        let long = violation("w", Mode::Warn, &"é".repeat(100), "pin it");
+        let warnings = decided(vec![short, long]).warnings();
+        assert_eq!(warnings[0], "[w/rule] spec.containers[0].image: short (pin it)");
+        assert_eq!(warnings[1], format!("[w/rule] spec.containers[0].image: {}", "é".repeat(100)));
+        // Counted in characters, not bytes: 75 two-byte characters with the fix make a line of
+        // 119 characters (194 bytes), which fits.
+        let fits = violation("w", Mode::Warn, &"é".repeat(75), "pin it");
+        assert!(decided(vec![fits]).warnings()[0].ends_with("(pin it)"));
     }
 }

@@ -101,17 +101,7 @@ struct ReviewIn {
 
 /// Reads an AdmissionReview request body.
 pub fn parse(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let review: ReviewIn = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ReviewError::Json(inner.to_string())
-        } else {
-            ReviewError::Json(format!("{path}: {inner}"))
-        }
-    })?;
-    de.end().map_err(|e| ReviewError::Json(e.to_string()))?;
+    let review: ReviewIn = serde_json::from_slice(body).map_err(|e| explain(body, e))?;
     if review.api_version != API_VERSION || review.kind != KIND {
         return Err(ReviewError::Type { api_version: review.api_version, kind: review.kind });
     }
@@ -120,6 +110,25 @@ pub fn parse(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
         return Err(ReviewError::NoUid);
     }
     Ok(request)
+}
+
+/// Parses a body that failed again, tracking the path, so that the error names the field. The
+/// fast parse skips that (it costs an allocation per key) because almost every body is good.
+fn explain(body: &[u8], fast: serde_json::Error) -> ReviewError {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, ReviewIn>(&mut de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ReviewError::Json(inner.to_string())
+            } else {
+                ReviewError::Json(format!("{path}: {inner}"))
+            }
+        }
+        // The tracked parse stops after the value; only what follows it can fail the fast one.
+        Ok(_) => ReviewError::Json(fast.to_string()),
+    }
 }
 
 /// `AdmissionResponse.status` on a refusal.
@@ -183,6 +192,12 @@ mod tests {
         let bad_op = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"PATCH"}}"#;
         let e = parse(bad_op).unwrap_err().to_string();
         assert!(e.contains("request.operation"), "{e}");
+        let bad_uid = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":7,"kind":{"kind":"Pod"},"operation":"CREATE"}}"#;
+        let e = parse(bad_uid).unwrap_err().to_string();
+        assert!(e.contains("request.uid: invalid type: integer `7`"), "{e}");
+        let trailing = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"} {}"#;
+        let e = parse(trailing).unwrap_err().to_string();
+        assert!(e.contains("trailing characters"), "{e}");
     }
 
     #[test]

@@ -139,19 +139,27 @@ impl Violation {
 
     /// Appends [`Violation::line`] to `out` without an intermediate allocation.
     pub fn write_line(&self, out: &mut String) {
-        out.push('[');
-        out.push_str(&self.policy);
-        out.push('/');
-        out.push_str(&self.rule);
-        out.push_str("] ");
-        out.push_str(self.path.as_str());
-        out.push_str(": ");
-        out.push_str(&self.message);
-        if !self.fix.is_empty() {
-            out.push_str(" (");
-            out.push_str(&self.fix);
-            out.push(')');
+        // Writing into a String cannot fail.
+        let _ = self.render(out, true);
+    }
+
+    /// Writes `[policy/rule] field.path: what is wrong`, and ` (how to fix)` when `with_fix`
+    /// and there is one, to any writer (a JSON escaper, a character counter).
+    pub fn render<W: fmt::Write + ?Sized>(&self, w: &mut W, with_fix: bool) -> fmt::Result {
+        w.write_char('[')?;
+        w.write_str(&self.policy)?;
+        w.write_char('/')?;
+        w.write_str(&self.rule)?;
+        w.write_str("] ")?;
+        w.write_str(self.path.as_str())?;
+        w.write_str(": ")?;
+        w.write_str(&self.message)?;
+        if with_fix && !self.fix.is_empty() {
+            w.write_str(" (")?;
+            w.write_str(&self.fix)?;
+            w.write_char(')')?;
         }
+        Ok(())
     }
 }
 

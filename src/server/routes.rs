@@ -52,7 +52,7 @@ async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
     let policies = state.store.current();
     let labels = request.namespace.as_deref().and_then(|ns| state.namespaces.labels(ns));
     let decision = admission::evaluate(&policies, &state.settings, &request, labels.as_deref());
-    let body = decision.response(&request.uid).to_review_json();
+    let body = decision.review_json(&request.uid);
     let elapsed = started.elapsed();
     let label = DecisionLabel::of(&decision);
     state.metrics.record(label, Some(request.operation), &request.kind.kind, elapsed);
