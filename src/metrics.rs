@@ -169,7 +169,7 @@ impl Collector for PolicyCount {
         for p in set.policies() {
             let i = match p.origin {
                 Origin::Builtin { .. } => 0,
-                Origin::File { .. } => 1,
+                Origin::File { .. } | Origin::Manifest { .. } => 1,
                 Origin::ConfigMap { .. } => 2,
             };
             counts[i].1 += 1;

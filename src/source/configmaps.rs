@@ -121,7 +121,7 @@ pub fn load_configmap(cm: &ConfigMap) -> Result<Vec<Arc<CompiledPolicy>>, Vec<Lo
 
 fn origin_key(origin: &Origin) -> &str {
     match origin {
-        Origin::ConfigMap { key, .. } => key,
+        Origin::ConfigMap { key, .. } | Origin::Manifest { key, .. } => key,
         Origin::File { path } => path,
         Origin::Builtin { file } => file,
     }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::policy::{CompiledPolicy, LoadError, Origin, load_str};
+use crate::policy::{CompiledPolicy, LoadError, Origin, load_file_text};
 
 /// Every policy file named by `paths`: files as given, folders searched recursively for `.yaml`
 /// and `.yml`, sorted so load order (and so duplicate resolution) is stable.
@@ -54,7 +54,7 @@ fn io_error(p: &Path, e: &std::io::Error) -> Box<LoadError> {
 /// Reads and loads one policy file.
 pub fn load_file(path: &Path) -> Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![*io_error(path, &e)])?;
-    load_str(&Origin::File { path: path.display().to_string() }, &text)
+    load_file_text(&path.display().to_string(), &text)
 }
 
 /// Loads every file under `paths`, all or nothing (what `podguard check` and `policies lint`

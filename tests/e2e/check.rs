@@ -207,6 +207,35 @@ fn policies_lint_and_list() {
 }
 
 #[test]
+fn configmap_manifests_are_linted_and_used_as_the_cluster_would() {
+    // The ConfigMaps the real-apiserver suite applies, linted as files before they reach a cluster.
+    let good = fixture("configmaps/team-a.yaml");
+    let o = podguard(&["policies", "lint", &good]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = podguard(&["policies", "list", &good]);
+    assert!(stdout(&o).contains("team-a.yaml: configmap/podguard-system/team-a["), "{}", stdout(&o));
+
+    let bad = fixture("configmaps/team-a-bad-policy.yaml");
+    let o = podguard(&["policies", "lint", &bad]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = std::fs::read_to_string(&bad).expect("fixture");
+    let line = text.lines().position(|l| l.contains("requireProbez")).expect("typo") + 1;
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "team-a-bad-policy.yaml:{line}: configmap/podguard-system/team-a[namespaces.yaml]: document[1]: \
+             spec.rules[0].check: unknown check `requireProbez`"
+        )),
+        "{err}"
+    );
+
+    // `check --policies` takes the same manifests: team-a's registry policy refuses Docker Hub.
+    let o = podguard(&["check", "--policies", &good, &fixture("pods/restricted.yaml")]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("[allowed-registries/registry] spec.containers[0].image"), "{}", stdout(&o));
+}
+
+#[test]
 fn hostile_inputs_get_answers_not_crashes() {
     for file in ["deep-nesting.yaml", "alias-bomb.yaml", "wrong-types.yaml", "binary-garbage.yaml"] {
         let o = podguard(&["check", "--format", "json", &fixture(&format!("hostile/{file}"))]);
