@@ -330,8 +330,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_name("podguard")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(plan, started))?;
+    // Where the API server is comes from the environment: not finding it is a configuration
+    // error like a bad flag, found before any port is bound.
+    let client = match plan.configmaps {
+        None => None,
+        Some(_) => match runtime.block_on(cluster_client()) {
+            Ok(client) => Some(client),
+            Err(e) => return Ok(config_error(&e)),
+        },
+    };
+    runtime.block_on(serve(plan, started, client))?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn cluster_client() -> anyhow::Result<kube::Client> {
+    // kube's errors already carry their causes in their text; printing the chain (`{:#}`) on
+    // top of that would repeat each cause, so they are flattened to one message here.
+    let config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!(
+            "--configmaps: found no Kubernetes API server (neither in-cluster nor KUBECONFIG): {e}"
+        )
+    })?;
+    kube::Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("--configmaps: cannot build a Kubernetes client: {e}"))
 }
 
 fn config_error(e: &anyhow::Error) -> ExitCode {
@@ -339,20 +360,13 @@ fn config_error(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-async fn serve(plan: Plan, started: Started) -> anyhow::Result<()> {
+async fn serve(plan: Plan, started: Started, client: Option<kube::Client>) -> anyhow::Result<()> {
     let Started { certs, cert_files, policy_files, store, metrics } = started;
     let readiness = Arc::new(Readiness::default());
     // Kept alive for the life of the server: dropping it stops the watches.
     let mut _cluster = None;
-    let namespaces: Arc<dyn NamespaceLabels> = match plan.configmaps.clone() {
-        None => {
-            readiness.policies_loaded();
-            Arc::new(NoNamespaceLabels)
-        }
-        Some(opts) => {
-            let client = kube::Client::try_default()
-                .await
-                .context("--configmaps: cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
+    let namespaces: Arc<dyn NamespaceLabels> = match (plan.configmaps.clone(), client) {
+        (Some(opts), Some(client)) => {
             let hook_metrics = metrics.clone();
             let hook = Arc::new(move |_: &SourceKey, _: &[crate::policy::LoadError]| {
                 hook_metrics.policy_load_failed()
@@ -369,6 +383,10 @@ async fn serve(plan: Plan, started: Started) -> anyhow::Result<()> {
             let cache = Arc::new(sources.namespaces().clone());
             _cluster = Some(sources);
             cache
+        }
+        _ => {
+            readiness.policies_loaded();
+            Arc::new(NoNamespaceLabels)
         }
     };
     let state = State(Arc::new(Shared {

@@ -384,6 +384,25 @@ fn configuration_errors_exit_64_before_binding(#[case] args: &[&str], #[case] ne
 }
 
 #[test]
+fn configmaps_without_a_reachable_configuration_exit_64_with_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podguard"))
+        .args(["serve", "--tls-self-signed", "--configmaps", "--metrics-listen=127.0.0.1:0"])
+        .arg(format!("--listen={}", taken.local_addr().unwrap()))
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("configuration error: --configmaps: found no Kubernetes API server"), "{stderr}");
+    // Each cause once: kube's messages already hold their sources.
+    assert_eq!(stderr.matches("/nonexistent/kubeconfig").count(), 1, "{stderr}");
+    assert!(!stderr.contains("cannot listen"), "{stderr}");
+}
+
+#[test]
 fn a_bad_flag_in_the_environment_exits_64() {
     let (code, stderr) = serve_exit(&["--tls-self-signed"], &[("PODGUARD_ON_ERROR", "ignore")]);
     assert_eq!(code, Some(64), "{stderr}");
