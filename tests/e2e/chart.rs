@@ -250,7 +250,7 @@ fn rbac_grants_what_serve_needs_and_nothing_more() {
         role.rules.unwrap(),
         [
             rule(&[""], &["configmaps"], &["get", "list", "watch"]),
-            rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+            rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
         ]
     );
     let cluster_role: ClusterRole = rendered.typed("ClusterRole");
