@@ -515,6 +515,10 @@ pids+=($!)
 
 token=$(openssl rand -hex 24) || die "openssl rand failed"
 echo "$token,e2e-admin,e2e-admin,system:masters" >"$tmp/tokens.csv"
+# podguard signs in as its ServiceAccount's user name, so that RBAC gives it exactly what the
+# chart's Role and ClusterRole grant (there is no token controller to issue a real SA token).
+pg_token=$(openssl rand -hex 24) || die "openssl rand failed"
+echo "$pg_token,system:serviceaccount:$POLICY_NS:podguard,podguard-sa,system:serviceaccounts" >>"$tmp/tokens.csv"
 openssl genrsa -out "$tmp/sa.key" 2048 2>/dev/null || die "openssl genrsa failed"
 # The endpoint reconciler would try to publish 127.0.0.1 as the `kubernetes` service's endpoint,
 # which the API refuses (loopback); nothing here needs that service.
@@ -542,6 +546,9 @@ contexts:
 current-context: e2e
 EOF
 chmod 600 "$KUBECONFIG"
+sed -e "s/name: e2e-admin/name: podguard/; s/user: e2e-admin/user: podguard/" \
+  -e "s/token: \"$token\"/token: \"$pg_token\"/" "$KUBECONFIG" >"$tmp/podguard.kubeconfig"
+chmod 600 "$tmp/podguard.kubeconfig"
 
 apiserver_ready() {
   kill -0 "${pids[1]}" 2>/dev/null || die "kube-apiserver exited"
@@ -565,8 +572,16 @@ metadata: {name: $POLICY_NS, labels: {podguard.dev/ignore: \"true\"}}"
   [ "$RC" -eq 0 ] || die "label kube-system: $OUT"
   k_in "$(policy_configmap pod-security-baseline enforce baseline)" apply -f -
   [ "$RC" -eq 0 ] || die "apply the baseline policy: $OUT"
+  # The chart's RBAC, and nothing more: scenarios 6 and 7 (watch, Events) prove it is enough.
+  rbac=$(helm template podguard "$PODGUARD_CHART" --namespace "$POLICY_NS" --show-only templates/rbac.yaml 2>&1) ||
+    die "helm template the chart's RBAC: $rbac"
+  k_in "$rbac" apply -f -
+  [ "$RC" -eq 0 ] || die "apply the chart's RBAC: $OUT"
+  pg_can() { kubectl --request-timeout=10s --kubeconfig "$tmp/podguard.kubeconfig" auth can-i "$@" >/dev/null 2>&1; }
+  pg_can watch configmaps -n "$POLICY_NS" || die "podguard's user cannot watch ConfigMaps under the chart's RBAC"
+  pg_can create configmaps -n "$POLICY_NS" && die "podguard's user may create ConfigMaps: it is not limited to the chart's RBAC"
 
-  "$PODGUARD_BIN" serve --configmaps --policy-namespace "$POLICY_NS" \
+  KUBECONFIG="$tmp/podguard.kubeconfig" "$PODGUARD_BIN" serve --configmaps --policy-namespace "$POLICY_NS" \
     --tls-self-signed --tls-self-signed-ca-out "$tmp/podguard-ca.pem" \
     --listen "127.0.0.1:$pg_port" --metrics-listen "127.0.0.1:$metrics_port" \
     --exempt-namespaces "$EXEMPT_NS" >"$tmp/podguard.out" 2>"$tmp/podguard.err" &
