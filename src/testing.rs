@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::admission::review::{AdmissionRequest, GroupVersionKind};
 use crate::checks::Check;
 use crate::context::{Context, Operation, UserInfo};
+use crate::object::{Decoded, Workload, decode, group_of};
 use crate::policy::matcher::Matcher;
 use crate::policy::set::CompiledRule;
 use crate::policy::{CompiledPolicy, Finding, Match, Mode, Origin, Policy, PolicySet, Severity};
@@ -86,4 +87,40 @@ pub fn pod(privileged: &[bool]) -> serde_json::Value {
 /// Labels from pairs.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Decodes a workload of `kind` written in YAML (its group chosen from the kind).
+pub fn workload(kind: &str, yaml: &str) -> Workload {
+    let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    match decode(group_of(kind).unwrap(), kind, &value.to_string()).unwrap() {
+        Decoded::Workload(w) => w,
+        Decoded::Other => panic!("{kind} is not a workload"),
+    }
+}
+
+/// Runs `check` on `workload` as the CREATE of a `kind` called `name` in `namespace` by an
+/// unnamed user, with no raw object (what a built-in check sees).
+pub fn run_check(
+    check: &dyn Check,
+    workload: &Workload,
+    namespace: &str,
+    name: &str,
+    kind: &str,
+) -> Vec<Finding> {
+    let user = UserInfo::default();
+    let ctx = Context {
+        operation: Operation::Create,
+        namespace,
+        namespace_labels: None,
+        name,
+        kind,
+        sub_resource: None,
+        user: &user,
+        dry_run: false,
+        object: None,
+        old_object: None,
+    };
+    let mut out = Vec::new();
+    check.evaluate(&ctx, &Subject::of(workload), &mut out);
+    out
 }

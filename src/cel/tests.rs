@@ -323,22 +323,8 @@ fn unicode_before_an_error_counts_characters() {
 fn run_budget(expr: &str, budget: Duration) -> (Vec<Finding>, Duration) {
     let check = compile(&cel(expr), &Params::new(), budget).unwrap();
     let m = manifest(POD);
-    let user = UserInfo::default();
-    let ctx = Context {
-        operation: Operation::Create,
-        namespace: "shop",
-        namespace_labels: None,
-        name: "web",
-        kind: "Pod",
-        sub_resource: None,
-        user: &user,
-        dry_run: false,
-        object: None,
-        old_object: None,
-    };
-    let mut out = Vec::new();
     let start = Instant::now();
-    check.evaluate(&ctx, &Subject::of(&m.workload), &mut out);
+    let out = crate::testing::run_check(check.as_ref(), &m.workload, "shop", "web", "Pod");
     (out, start.elapsed())
 }
 

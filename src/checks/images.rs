@@ -267,8 +267,6 @@ pub(crate) mod tests {
     use rstest::rstest;
 
     use super::*;
-    use crate::context::{Operation, UserInfo};
-    use crate::object::{Decoded, decode, group_of};
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -282,25 +280,13 @@ pub(crate) mod tests {
     pub(crate) fn run_in(namespace: &str, name: &str, params: &str, kind: &str, yaml: &str) -> Vec<Finding> {
         let params: Params = serde_yaml_ng::from_str(params).unwrap();
         let check = (crate::checks::lookup(name).unwrap().build)(&params).unwrap();
-        let json =
-            serde_json::to_string(&serde_yaml_ng::from_str::<serde_json::Value>(yaml).unwrap()).unwrap();
-        let Decoded::Workload(w) = decode(group_of(kind).unwrap(), kind, &json).unwrap() else { panic!() };
-        let user = UserInfo::default();
-        let ctx = Context {
-            operation: Operation::Create,
+        crate::testing::run_check(
+            check.as_ref(),
+            &crate::testing::workload(kind, yaml),
             namespace,
-            namespace_labels: None,
-            name: "web",
+            "web",
             kind,
-            sub_resource: None,
-            user: &user,
-            dry_run: false,
-            object: None,
-            old_object: None,
-        };
-        let mut out = Vec::new();
-        check.evaluate(&ctx, &Subject::of(&w), &mut out);
-        out
+        )
     }
 
     fn pod(image: &str) -> String {

@@ -2,19 +2,12 @@
 //! params given as YAML, and collect findings or their paths.
 
 use crate::checks::{Check, Params};
-use crate::context::{Context, Operation, UserInfo};
-use crate::object::{Decoded, Workload, decode};
+use crate::object::Workload;
 use crate::policy::Finding;
-use crate::subject::Subject;
 
 /// Decodes a workload of `kind` from YAML (group chosen from the kind).
 pub(super) fn workload(kind: &str, yaml: &str) -> Workload {
-    let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
-    let group = crate::object::group_of(kind).unwrap();
-    match decode(group, kind, &value.to_string()).unwrap() {
-        Decoded::Workload(w) => w,
-        Decoded::Other => panic!("{kind} is not a workload"),
-    }
+    crate::testing::workload(kind, yaml)
 }
 
 /// The check built from YAML params.
@@ -25,22 +18,7 @@ pub(super) fn check(params: &str) -> Box<dyn Check> {
 
 /// Runs `check` on a workload.
 pub(super) fn run(check: &dyn Check, w: &Workload) -> Vec<Finding> {
-    let user = UserInfo::default();
-    let ctx = Context {
-        operation: Operation::Create,
-        namespace: "default",
-        namespace_labels: None,
-        name: "",
-        kind: "Pod",
-        sub_resource: None,
-        user: &user,
-        dry_run: false,
-        object: None,
-        old_object: None,
-    };
-    let mut out = Vec::new();
-    check.evaluate(&ctx, &Subject::of(w), &mut out);
-    out
+    crate::testing::run_check(check, w, "default", "", "Pod")
 }
 
 /// Findings of `podSecurity` with `params` on a `kind` given as YAML.
