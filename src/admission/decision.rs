@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use super::exemptions::Exemptions;
 use super::review::{API_VERSION, AdmissionRequest, AdmissionResponse, KIND, Status};
 use crate::context::{Context, Operation};
-use crate::json::{self, CharCount, Escape};
+use crate::json;
 use crate::object::{self, DecodeError, Decoded, Workload};
 use crate::policy::{Mode, PolicySet, Violation};
 use crate::subject::Subject;
@@ -188,25 +188,32 @@ impl Decision {
         write!(out, r#"{{"apiVersion":"{API_VERSION}","kind":"{KIND}","response":{{"uid":"#)?;
         json::string(out, uid)?;
         write!(out, r#","allowed":{}"#, self.allowed)?;
+        // Each string is written plain into `text` first and escaped into `out` in one pass:
+        // escaping many small pieces one by one costs more than the copy.
+        let mut text = String::with_capacity(1024);
         if !self.allowed {
-            out.push_str(r#","status":{"code":403,"reason":"Forbidden","message":""#);
-            self.write_deny_message(&mut Escape(out))?;
-            out.push_str("\"}");
+            self.write_deny_message(&mut text)?;
+            out.push_str(r#","status":{"code":403,"reason":"Forbidden","message":"#);
+            json::string(out, &text)?;
+            out.push('}');
         }
         let mut warnings = 0;
         for warning in self.warning_lines() {
-            out.push_str(if warnings == 0 { r#","warnings":[""# } else { r#",""# });
-            warning.write(&mut Escape(out))?;
-            out.push('"');
+            text.clear();
+            warning.write(&mut text)?;
+            out.push_str(if warnings == 0 { r#","warnings":["# } else { "," });
+            json::string(out, &text)?;
             warnings += 1;
         }
         if warnings > 0 {
             out.push(']');
         }
         if self.with_mode(Mode::Audit).next().is_some() {
-            write!(out, r#","auditAnnotations":{{"{AUDIT_KEY}":""#)?;
-            self.write_audit_list(&mut Escape(out))?;
-            out.push_str("\"}");
+            text.clear();
+            self.write_audit_list(&mut text)?;
+            write!(out, r#","auditAnnotations":{{"{AUDIT_KEY}":"#)?;
+            json::string(out, &text)?;
+            out.push('}');
         }
         out.push_str("}}");
         Ok(())
@@ -229,15 +236,20 @@ impl Warning<'_> {
     /// reader can best do without.
     const MAX_CHARS: usize = 120;
 
-    fn write<W: fmt::Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
+    /// Appends the warning to `out`.
+    fn write(&self, out: &mut String) -> fmt::Result {
         match self {
             Self::Violation(v) => {
-                let mut full = CharCount::default();
-                v.render(&mut full, true)?;
-                v.render(w, full.0 <= Self::MAX_CHARS)
+                let start = out.len();
+                v.render(out, true)?;
+                if out[start..].chars().count() > Self::MAX_CHARS {
+                    out.truncate(start);
+                    v.render(out, false)?;
+                }
+                Ok(())
             }
             Self::AdmittedUnreadable(e) => {
-                write!(w, "podguard could not evaluate this object and admitted it (--on-error allow): {e}")
+                write!(out, "podguard could not evaluate this object and admitted it (--on-error allow): {e}")
             }
         }
     }

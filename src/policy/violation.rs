@@ -144,7 +144,7 @@ impl Violation {
     }
 
     /// Writes `[policy/rule] field.path: what is wrong`, and ` (how to fix)` when `with_fix`
-    /// and there is one, to any writer (a JSON escaper, a character counter).
+    /// and there is one, to any writer.
     pub fn render<W: fmt::Write + ?Sized>(&self, w: &mut W, with_fix: bool) -> fmt::Result {
         w.write_char('[')?;
         w.write_str(&self.policy)?;
