@@ -42,35 +42,48 @@ const fn word_needs_escape(word: u64) -> bool {
     control || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
 }
 
+impl<W: fmt::Write + ?Sized> Escape<'_, W> {
+    /// Escapes `bytes[i]`, which needs it, after flushing the clean run before it.
+    fn escape_at(&mut self, s: &str, start: usize, i: usize) -> fmt::Result {
+        self.0.write_str(&s[start..i])?;
+        match s.as_bytes()[i] {
+            b'"' => self.0.write_str("\\\""),
+            b'\\' => self.0.write_str("\\\\"),
+            b'\n' => self.0.write_str("\\n"),
+            b'\r' => self.0.write_str("\\r"),
+            b'\t' => self.0.write_str("\\t"),
+            0x08 => self.0.write_str("\\b"),
+            0x0c => self.0.write_str("\\f"),
+            b => write!(self.0, "\\u{b:04x}"),
+        }
+    }
+}
+
 impl<W: fmt::Write + ?Sized> fmt::Write for Escape<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let bytes = s.as_bytes();
-        let (mut start, mut i) = (0, 0);
-        // Messages and paths rarely hold anything to escape: skip them 8 bytes at a time, look
-        // byte by byte only where a word has something, and copy the clean runs whole.
-        while i < bytes.len() {
-            if let Some(word) = bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
-                && !word_needs_escape(u64::from_le_bytes(word))
-            {
-                i += 8;
-                continue;
-            }
-            let b = bytes[i];
-            if NEEDS_ESCAPE[usize::from(b)] {
-                self.0.write_str(&s[start..i])?;
-                match b {
-                    b'"' => self.0.write_str("\\\"")?,
-                    b'\\' => self.0.write_str("\\\\")?,
-                    b'\n' => self.0.write_str("\\n")?,
-                    b'\r' => self.0.write_str("\\r")?,
-                    b'\t' => self.0.write_str("\\t")?,
-                    0x08 => self.0.write_str("\\b")?,
-                    0x0c => self.0.write_str("\\f")?,
-                    _ => write!(self.0, "\\u{b:04x}")?,
+        let mut start = 0;
+        // Messages and paths rarely hold anything to escape: test 8 bytes at a time, look at
+        // single bytes only in a word that has something, and copy the clean runs whole.
+        let mut words = bytes.chunks_exact(8);
+        let mut at = 0;
+        for word in words.by_ref() {
+            let Ok(word) = <[u8; 8]>::try_from(word) else { break };
+            if word_needs_escape(u64::from_le_bytes(word)) {
+                for (j, b) in word.iter().enumerate() {
+                    if NEEDS_ESCAPE[usize::from(*b)] {
+                        self.escape_at(s, start, at + j)?;
+                        start = at + j + 1;
+                    }
                 }
-                start = i + 1;
             }
-            i += 1;
+            at += 8;
+        }
+        for (j, b) in words.remainder().iter().enumerate() {
+            if NEEDS_ESCAPE[usize::from(*b)] {
+                self.escape_at(s, start, at + j)?;
+                start = at + j + 1;
+            }
         }
         self.0.write_str(&s[start..])
     }
