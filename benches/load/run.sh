@@ -7,16 +7,16 @@
 # (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds, and reads
 # VmRSS/VmHWM idle and after the load (VmHWM is the kernel's own record of the peak, so nothing
 # samples memory during the runs: a sampler would fork processes while latency is measured).
-# Loopback only, bounded in time (ROUNDS x 8 x SECONDS_EACH seconds of load, about 2.5 minutes
-# by default, plus the build). Prints Markdown.
+# Loopback only, bounded in time (ROUNDS x 8 x SECONDS_EACH seconds of load plus a 1 s warm-up
+# before each, about 3.5 minutes by default, plus the build). Prints Markdown.
 #
 #   benches/load/run.sh                           # installs oha into the tools cache once
 #   ROUNDS=1 SECONDS_EACH=3 benches/load/run.sh   # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SECONDS_EACH="${SECONDS_EACH:-5}"
-ROUNDS="${ROUNDS:-3}"
+SECONDS_EACH="${SECONDS_EACH:-4}"
+ROUNDS="${ROUNDS:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
 RATE="${RATE:-1000}"
 PODGUARD_TOOLS="${PODGUARD_TOOLS:-$HOME/.cache/podguard-tools}"
@@ -104,6 +104,11 @@ for round in $(seq "$ROUNDS"); do
         [ "$ok" = true ] || all_ok=false
       done
     done
+    # The two sets measured back to back in this round: their ratio is steadier than the ratio
+    # of two medians when the machine's other load comes and goes.
+    lib=$(jq '.summary.requestsPerSec' "$work/max-library-$review-$round.json")
+    empty=$(jq '.summary.requestsPerSec' "$work/max-empty-$review-$round.json")
+    awk -v l="$lib" -v e="$empty" 'BEGIN { printf "%.3f\n", l / e }' >> "$work/ratio-$review"
   done
 done
 
@@ -125,6 +130,10 @@ for review in compliant violating; do
   done
 done
 echo
+for review in compliant violating; do
+  echo "- $review: library / empty max req/s, paired round by round: median $(median < "$work/ratio-$review")" \
+    "(rounds: $(tr '\n' ' ' < "$work/ratio-$review" | sed 's/ $//'))"
+done
 for set in library empty; do
   decisions=$(grep -c '"podguard::decision"' "$work/server-$set.log" || true)
   echo "- $set: idle $(echo "${IDLE[$set]}" | sed 's/, $//'); after load $(mem "${PID[$set]}" | sed 's/, $//'); $decisions decision log lines written"

@@ -63,6 +63,9 @@ async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
 
 /// The one log line of a decision.
 fn log_decision(request: &AdmissionRequest, decision: &Decision, label: DecisionLabel, elapsed: Duration) {
+    // Rendered plain first and escaped in one pass: through tracing's Display path every piece
+    // of every `policy/rule=mode` would be escaped on its own.
+    let violations = Violated(decision).to_string();
     let reason = match &decision.outcome {
         Outcome::Evaluated => None,
         Outcome::Skipped(reason) => Some(reason.clone()),
@@ -79,7 +82,7 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
         dry_run = request.dry_run.unwrap_or(false),
         decision = label.as_str(),
         allowed = decision.allowed,
-        violations = %Violated(decision),
+        violations = violations.as_str(),
         reason,
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "decision"
