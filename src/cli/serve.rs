@@ -332,14 +332,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     // Where the API server is comes from the environment: not finding it is a configuration
     // error like a bad flag, found before any port is bound.
-    let client = match plan.configmaps {
+    let cluster = match plan.configmaps.clone() {
         None => None,
-        Some(_) => match runtime.block_on(cluster_client()) {
-            Ok(client) => Some(client),
+        Some(opts) => match runtime.block_on(cluster_client()) {
+            Ok(client) => Some((opts, client)),
             Err(e) => return Ok(config_error(&e)),
         },
     };
-    runtime.block_on(serve(plan, started, client))?;
+    runtime.block_on(serve(plan, started, cluster))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -360,13 +360,18 @@ fn config_error(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-async fn serve(plan: Plan, started: Started, client: Option<kube::Client>) -> anyhow::Result<()> {
+/// `cluster`: the ConfigMap options and a client for them, when `--configmaps` is given.
+async fn serve(
+    plan: Plan,
+    started: Started,
+    cluster: Option<(ConfigMapOptions, kube::Client)>,
+) -> anyhow::Result<()> {
     let Started { certs, cert_files, policy_files, store, metrics } = started;
     let readiness = Arc::new(Readiness::default());
     // Kept alive for the life of the server: dropping it stops the watches.
     let mut _cluster = None;
-    let namespaces: Arc<dyn NamespaceLabels> = match (plan.configmaps.clone(), client) {
-        (Some(opts), Some(client)) => {
+    let namespaces: Arc<dyn NamespaceLabels> = match cluster {
+        Some((opts, client)) => {
             let hook_metrics = metrics.clone();
             let hook = Arc::new(move |_: &SourceKey, _: &[crate::policy::LoadError]| {
                 hook_metrics.policy_load_failed()
@@ -384,7 +389,7 @@ async fn serve(plan: Plan, started: Started, client: Option<kube::Client>) -> an
             _cluster = Some(sources);
             cache
         }
-        _ => {
+        None => {
             readiness.policies_loaded();
             Arc::new(NoNamespaceLabels)
         }

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{LoadError, Origin, load_file_text, load_str};
+pub use load::{LoadError, Origin, load_str};
 pub use set::{CompiledPolicy, PolicySet};
 pub use violation::{FieldPath, Finding, Violation};
 

@@ -78,7 +78,7 @@ pub fn is_policy_key(key: &str) -> bool {
 }
 
 /// The policy files of a ConfigMap: its data keys ending in `.yaml`/`.yml`, in key order.
-fn policy_files(cm: &ConfigMap) -> impl Iterator<Item = (&String, &String)> {
+pub fn policy_files(cm: &ConfigMap) -> impl Iterator<Item = (&String, &String)> {
     cm.data.iter().flatten().filter(|(k, _)| is_policy_key(k))
 }
 
@@ -86,11 +86,23 @@ fn policy_files(cm: &ConfigMap) -> impl Iterator<Item = (&String, &String)> {
 pub fn load_configmap(cm: &ConfigMap) -> Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>> {
     let namespace = cm.namespace().unwrap_or_default();
     let name = cm.name_any();
+    load_configmap_as(cm, |key| Origin::ConfigMap {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        key: key.to_owned(),
+    })
+}
+
+/// [`load_configmap`] with the origin of each key given by `origin`: the same ConfigMap read
+/// from a manifest file says which file it came from.
+pub fn load_configmap_as(
+    cm: &ConfigMap,
+    origin: impl Fn(&str) -> Origin,
+) -> Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>> {
     let mut policies: Vec<Arc<CompiledPolicy>> = Vec::new();
     let mut errors = Vec::new();
     for (key, text) in policy_files(cm) {
-        let origin = Origin::ConfigMap { namespace: namespace.clone(), name: name.clone(), key: key.clone() };
-        match load_str(&origin, text) {
+        match load_str(&origin(key), text) {
             Ok(loaded) => {
                 // `load_str` catches a name used twice within one key; the keys of one
                 // ConfigMap are one source, so a name used in two keys is the same mistake.

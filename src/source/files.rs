@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::policy::{CompiledPolicy, LoadError, Origin, load_file_text};
+use super::manifests::load_file_text;
+use crate::policy::{CompiledPolicy, LoadError, Origin};
 
 /// Every policy file named by `paths`: files as given, folders searched recursively for `.yaml`
 /// and `.yml`, sorted so load order (and so duplicate resolution) is stable.
