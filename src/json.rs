@@ -11,78 +11,101 @@ pub fn string(w: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
     w.write_char('"')
 }
 
+/// Writes, escaped as the inside of a JSON string, what [`string`] writes for `s`: a JSON
+/// document held in a JSON string (an audit annotation) gets its values this way.
+pub fn string_in_string(w: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
+    w.write_str("\\\"")?;
+    Escape(&mut Escape(w)).write_str(s)?;
+    w.write_str("\\\"")
+}
+
 /// A writer that escapes what JSON strings cannot hold raw and passes everything else through
 /// in slices; what is written through it becomes the inside of a string literal. The escapes
 /// are serde_json's own, so hand-written and serialized JSON are the same bytes.
 pub struct Escape<'a, W: fmt::Write + ?Sized>(pub &'a mut W);
 
-/// Bytes a JSON string cannot hold raw: control characters, `"` and `\`.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-/// Whether any of the 8 bytes in `word` needs escaping: the classic "has a byte less than n" and
-/// "has a zero byte" tests, which are exact as yes/no answers. Bytes of 0x80 and above (UTF-8)
-/// never match.
-const fn word_needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const fn has_zero(x: u64) -> bool {
-        x.wrapping_sub(ONES) & !x & HIGHS != 0
-    }
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    control || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
+/// Whether a JSON string cannot hold `b` raw: control characters, `"` and `\`. Bytes of 0x80
+/// and above (UTF-8) never match.
+const fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
-impl<W: fmt::Write + ?Sized> Escape<'_, W> {
-    /// Escapes `bytes[i]`, which needs it, after flushing the clean run before it.
-    fn escape_at(&mut self, s: &str, start: usize, i: usize) -> fmt::Result {
-        self.0.write_str(&s[start..i])?;
-        match s.as_bytes()[i] {
-            b'"' => self.0.write_str("\\\""),
-            b'\\' => self.0.write_str("\\\\"),
-            b'\n' => self.0.write_str("\\n"),
-            b'\r' => self.0.write_str("\\r"),
-            b'\t' => self.0.write_str("\\t"),
-            0x08 => self.0.write_str("\\b"),
-            0x0c => self.0.write_str("\\f"),
-            b => write!(self.0, "\\u{b:04x}"),
-        }
+/// Bytes tested at once while nothing needs escaping. The test is a branch-free fold over a
+/// fixed-size block so that the compiler can turn it into a few SSE2 instructions.
+const BLOCK: usize = 16;
+
+#[inline]
+fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
+    block.iter().fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
+
+/// The high bit of each byte of `word` that needs escaping, and possibly of bytes after such a
+/// byte: the classic "has a byte less than n" and "has a zero byte" tests. A borrow only runs
+/// towards later bytes, so the lowest bit set is exactly the first byte that needs escaping.
+const fn escape_flags(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const fn zero_bytes(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGHS
     }
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    control | zero_bytes(word ^ (ONES * b'"' as u64)) | zero_bytes(word ^ (ONES * b'\\' as u64))
+}
+
+/// Where the first byte at or after `from` that needs escaping is.
+fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    // Escapes come in clusters (`\"` in text quoted twice): look at the next word first.
+    if let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let flags = escape_flags(u64::from_le_bytes(word));
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    while let Some(block) = bytes.get(at..at + BLOCK).and_then(|b| <&[u8; BLOCK]>::try_from(b).ok()) {
+        if block_needs_escape(block) {
+            break;
+        }
+        at += BLOCK;
+    }
+    // In the block that has something (or the last few bytes): 8-byte words, then the rest.
+    while let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let flags = escape_flags(u64::from_le_bytes(word));
+        if flags != 0 {
+            // trailing_zeros of a non-zero u64 is below 64, so the cast is exact.
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    tail.iter().position(|&b| needs_escape(b)).map(|k| at + k)
 }
 
 impl<W: fmt::Write + ?Sized> fmt::Write for Escape<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Messages and paths rarely hold anything to escape: jump from one byte that needs it
+        // to the next and copy the clean runs between them whole.
         let bytes = s.as_bytes();
         let mut start = 0;
-        // Messages and paths rarely hold anything to escape: test 8 bytes at a time, look at
-        // single bytes only in a word that has something, and copy the clean runs whole.
-        let mut words = bytes.chunks_exact(8);
-        let mut at = 0;
-        for word in words.by_ref() {
-            let Ok(word) = <[u8; 8]>::try_from(word) else { break };
-            if word_needs_escape(u64::from_le_bytes(word)) {
-                for (j, b) in word.iter().enumerate() {
-                    if NEEDS_ESCAPE[usize::from(*b)] {
-                        self.escape_at(s, start, at + j)?;
-                        start = at + j + 1;
-                    }
+        let mut from = 0;
+        while let Some(i) = find_escape(bytes, from) {
+            self.0.write_str(&s[start..i])?;
+            from = i + 1;
+            start = from;
+            match bytes[i] {
+                // The escape is a backslash before the byte itself: the byte opens the next
+                // clean run, which saves a write.
+                b'"' | b'\\' => {
+                    self.0.write_char('\\')?;
+                    start = i;
                 }
-            }
-            at += 8;
-        }
-        for (j, b) in words.remainder().iter().enumerate() {
-            if NEEDS_ESCAPE[usize::from(*b)] {
-                self.escape_at(s, start, at + j)?;
-                start = at + j + 1;
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                0x08 => self.0.write_str("\\b")?,
+                0x0c => self.0.write_str("\\f")?,
+                b => write!(self.0, "\\u{b:04x}")?,
             }
         }
         self.0.write_str(&s[start..])
@@ -117,22 +140,44 @@ mod tests {
         // and multi-byte characters.
         let specials: Vec<char> = (0u8..0x20).map(char::from).chain(['"', '\\']).collect();
         for special in specials {
-            for offset in 0..17 {
+            for offset in 0..(2 * BLOCK + 1) {
                 let s: String = "aé日"
                     .chars()
                     .cycle()
                     .take(offset)
                     .chain([special])
-                    .chain("z".repeat(9).chars())
+                    .chain("z".repeat(BLOCK + 1).chars())
                     .collect();
                 let mut out = String::new();
                 string(&mut out, &s).unwrap();
                 assert_eq!(out, serde_json::to_string(&s).unwrap(), "{special:?} at {offset}");
             }
         }
-        for b in 0u8..=0x7f {
-            let word = u64::from_le_bytes([b'a', b'a', b'a', b, b'a', b'a', b'a', b'a']);
-            assert_eq!(word_needs_escape(word), NEEDS_ESCAPE[usize::from(b)], "byte {b:#x}");
+        for b in 0u8..=0xff {
+            for at in 0..BLOCK {
+                let mut block = [b'a'; BLOCK];
+                block[at] = b;
+                assert_eq!(block_needs_escape(&block), needs_escape(b), "byte {b:#x} at {at}");
+                assert_eq!(find_escape(&block, 0), needs_escape(b).then_some(at), "byte {b:#x} at {at}");
+            }
+        }
+        // Several bytes that need escaping in one word: each is found in turn, whatever follows.
+        let s = b"a\"\\\x01\"b\x1f\\";
+        let found: Vec<usize> =
+            std::iter::successors(find_escape(s, 0), |&i| find_escape(s, i + 1)).collect();
+        assert_eq!(found, [1, 2, 3, 4, 6, 7]);
+    }
+
+    #[test]
+    fn string_in_string_is_the_escaped_string_literal() {
+        for s in ["", "plain", "say \"hi\"\n", "a\\b\u{1}é"] {
+            let mut literal = String::new();
+            string(&mut literal, s).unwrap();
+            let mut escaped = String::new();
+            Escape(&mut escaped).write_str(&literal).unwrap();
+            let mut direct = String::new();
+            string_in_string(&mut direct, s).unwrap();
+            assert_eq!(direct, escaped, "{s:?}");
         }
     }
 

@@ -36,8 +36,23 @@ impl FieldPath {
     /// Appends `[i]`.
     #[must_use]
     pub fn index(mut self, i: usize) -> Self {
-        use fmt::Write as _;
-        let _ = write!(self.0, "[{i}]");
+        // Digits by hand: every container path has an index, and `write!` costs more than the
+        // rest of the path.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = i;
+        loop {
+            at -= 1;
+            // `n % 10` is below 10, so the cast keeps it whole.
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.0.push('[');
+        self.0.extend(digits[at..].iter().map(|&d| char::from(d)));
+        self.0.push(']');
         self
     }
 
@@ -171,6 +186,9 @@ mod tests {
     fn paths_render_fields_indexes_and_keys() {
         let p = FieldPath::new("spec.template.spec").field("containers").index(1).field("securityContext");
         assert_eq!(p.as_str(), "spec.template.spec.containers[1].securityContext");
+        for i in [0, 9, 10, 99, 1234, usize::MAX] {
+            assert_eq!(FieldPath::new("v").index(i).as_str(), format!("v[{i}]"));
+        }
         let a = FieldPath::new("metadata")
             .field("annotations")
             .key("container.apparmor.security.beta.kubernetes.io/app");

@@ -5,7 +5,7 @@
 //! `container.apparmor.security.beta.kubernetes.io/*` annotations (empty, `runtime/default` or
 //! `localhost/*`), whether or not the annotation names an existing container.
 
-use super::{Control, Who, container_sc_path, pod_sc_path, sc};
+use super::{Control, Quoted, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -25,7 +25,7 @@ pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = pod.filter(|p| !valid_type(&p.type_)) {
         out.push(Finding::new(
             pod_sc_path(s).field("appArmorProfile").field("type"),
-            format!("{id}: pod sets AppArmor profile {:?}", p.type_),
+            format!("{id}: pod sets AppArmor profile {}", Quoted(&p.type_)),
             FIX,
         ));
     }
@@ -34,7 +34,11 @@ pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
         if !valid_annotation(value) {
             out.push(Finding::new(
                 s.meta_path().field("annotations").key(key),
-                format!("{id}: annotation sets AppArmor profile {value:?} for container {name:?}"),
+                format!(
+                    "{id}: annotation sets AppArmor profile {} for container {}",
+                    Quoted(value),
+                    Quoted(name)
+                ),
                 "use runtime/default or localhost/<profile>, or set securityContext.appArmorProfile instead",
             ));
         }
@@ -45,7 +49,7 @@ pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out:
     if let Some(p) = sc(c).and_then(|sc| sc.app_armor_profile.as_ref()).filter(|p| !valid_type(&p.type_)) {
         out.push(Finding::new(
             container_sc_path(s, c).field("appArmorProfile").field("type"),
-            format!("{id}: {} sets AppArmor profile {:?}", Who(c), p.type_),
+            format!("{id}: {} sets AppArmor profile {}", Who(c), Quoted(&p.type_)),
             FIX,
         ));
     }

@@ -7,7 +7,7 @@
 //!
 //! Names compare exactly, as upstream: `CAP_CHOWN` or `all` are not `CHOWN` or `ALL`.
 
-use super::{Control, Who, container_sc_path, sc};
+use super::{Control, Quoted, Who, container_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -57,7 +57,7 @@ fn forbidden_adds(
         if !allowed(cap) {
             out.push(Finding::new(
                 container_sc_path(s, c).field("capabilities").field("add").index(j),
-                format!("{id}: {} adds capability {cap:?}", Who(c)),
+                format!("{id}: {} adds capability {}", Who(c), Quoted(cap)),
                 "remove it from securityContext.capabilities.add",
             ));
         }

@@ -3,7 +3,7 @@
 //! container by container. Also the small pieces the control families share: exemptions,
 //! container names for messages, security-context paths.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use k8s_openapi::api::core::v1::{PodSpec, SecurityContext};
 
@@ -127,7 +127,25 @@ impl fmt::Display for Who<'_, '_> {
             ContainerKind::InitContainer => "init container",
             ContainerKind::EphemeralContainer => "ephemeral container",
         };
-        write!(f, "{kind} {:?}", self.0.name)
+        write!(f, "{kind} {}", Quoted(self.0.name))
+    }
+}
+
+/// A name or value in double quotes, as `{:?}` writes it. Strings that debug quoting leaves as
+/// they are (every valid Kubernetes name) are copied whole: the debug formatter walks them a
+/// character at a time, and findings quote something in almost every message.
+pub(super) struct Quoted<'a>(pub(super) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = self.0.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\'));
+        if plain {
+            f.write_char('"')?;
+            f.write_str(self.0)?;
+            f.write_char('"')
+        } else {
+            write!(f, "{:?}", self.0)
+        }
     }
 }
 
@@ -144,4 +162,27 @@ pub(super) fn pod_sc_path(s: &Subject<'_>) -> FieldPath {
 /// The container's security context, if it has one.
 pub(super) fn sc<'a>(c: &ContainerRef<'a>) -> Option<&'a SecurityContext> {
     c.security_context
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quoted;
+
+    #[test]
+    fn quoted_is_debug_quoting_for_every_kind_of_string() {
+        for s in [
+            "web",
+            "log-shipper",
+            "a b",
+            "",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "é",
+            "\u{7f}",
+            "\u{200b}",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"), "{s:?}");
+        }
+    }
 }

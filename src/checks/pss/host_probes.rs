@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::{HTTPGetAction, TCPSocketAction};
 
-use super::{Control, Who};
+use super::{Control, Quoted, Who};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -50,7 +50,7 @@ fn hosts(
         let handler = fields.last().copied().unwrap_or_default();
         out.push(Finding::new(
             path.field(action).field("host"),
-            format!("{id}: {} {handler} targets host {host:?}", Who(c)),
+            format!("{id}: {} {handler} targets host {}", Who(c), Quoted(host)),
             FIX,
         ));
     }

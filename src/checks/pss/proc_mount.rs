@@ -7,7 +7,7 @@
 //!
 //! The user-namespace relaxation is decided by the caller ([`super::Rule::ProcMount`]).
 
-use super::{Control, Who, container_sc_path, sc};
+use super::{Control, Quoted, Who, container_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -15,7 +15,7 @@ pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out:
     if let Some(pm) = sc(c).and_then(|sc| sc.proc_mount.as_deref()).filter(|pm| *pm != "Default") {
         out.push(Finding::new(
             container_sc_path(s, c).field("procMount"),
-            format!("{id}: {} sets procMount {pm:?}", Who(c)),
+            format!("{id}: {} sets procMount {}", Who(c), Quoted(pm)),
             "set securityContext.procMount to Default or remove it",
         ));
     }

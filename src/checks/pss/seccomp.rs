@@ -10,7 +10,7 @@
 
 use k8s_openapi::api::core::v1::SeccompProfile;
 
-use super::{Control, Who, container_sc_path, pod_sc_path, sc};
+use super::{Control, Quoted, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -44,7 +44,7 @@ pub(super) fn annotations(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) 
         let whose = target.map_or_else(|| "pod".to_owned(), |c| Who(&c).to_string());
         out.push(Finding::new(
             s.meta_path().field("annotations").key(key),
-            format!("{id}: annotation sets seccomp profile {value:?} for {whose}"),
+            format!("{id}: annotation sets seccomp profile {} for {whose}", Quoted(value)),
             "use runtime/default or localhost/<profile>, or set securityContext.seccompProfile instead",
         ));
     }
@@ -55,7 +55,7 @@ pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = pod_profile(s).filter(|p| !valid_type(&p.type_)) {
         out.push(Finding::new(
             pod_sc_path(s).field("seccompProfile").field("type"),
-            format!("{id}: pod sets seccomp profile {:?}", p.type_),
+            format!("{id}: pod sets seccomp profile {}", Quoted(&p.type_)),
             FIX,
         ));
     }
@@ -73,7 +73,7 @@ pub(super) fn container(
     match sc(c).and_then(|sc| sc.seccomp_profile.as_ref()) {
         Some(p) if !valid_type(&p.type_) => out.push(Finding::new(
             container_sc_path(s, c).field("seccompProfile").field("type"),
-            format!("{id}: {} sets seccomp profile {:?}", Who(c), p.type_),
+            format!("{id}: {} sets seccomp profile {}", Who(c), Quoted(&p.type_)),
             FIX,
         )),
         // An unset container inherits the pod's profile. When the pod sets a bad one, its own

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::SELinuxOptions;
 
-use super::{Control, Who, container_sc_path, pod_sc_path, sc};
+use super::{Control, Quoted, Who, container_sc_path, pod_sc_path, sc};
 use crate::policy::{FieldPath, Finding};
 use crate::subject::{ContainerRef, Subject};
 
@@ -54,7 +54,7 @@ fn options(
     if !types.allows(t) {
         out.push(Finding::new(
             sc_path().field("seLinuxOptions").field("type"),
-            format!("{id}: {who} sets SELinux type {t:?}"),
+            format!("{id}: {who} sets SELinux type {}", Quoted(t)),
             if types == Types::V1_31 {
                 "use container_t, container_init_t, container_kvm_t or container_engine_t, or remove it"
             } else {
@@ -66,7 +66,7 @@ fn options(
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
             out.push(Finding::new(
                 sc_path().field("seLinuxOptions").field(field),
-                format!("{id}: {who} sets SELinux {field} {v:?}"),
+                format!("{id}: {who} sets SELinux {field} {}", Quoted(v)),
                 "remove it",
             ));
         }

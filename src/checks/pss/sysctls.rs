@@ -2,7 +2,7 @@
 //! node may be set in `spec.securityContext.sysctls` (upstream `check_sysctls.go`). The safe
 //! list grows with the version; names compare exactly.
 
-use super::{Control, pod_sc_path};
+use super::{Control, Quoted, pod_sc_path};
 use crate::policy::Finding;
 use crate::subject::Subject;
 
@@ -58,7 +58,7 @@ pub(super) fn pod(id: Control, allowed: Allowed, s: &Subject<'_>, out: &mut Vec<
         if !allowed.names().contains(&sysctl.name.as_str()) {
             out.push(Finding::new(
                 pod_sc_path(s).field("sysctls").index(i).field("name"),
-                format!("{id}: pod sets unsafe sysctl {:?}", sysctl.name),
+                format!("{id}: pod sets unsafe sysctl {}", Quoted(&sysctl.name)),
                 "remove it; only namespaced, node-isolated sysctls are allowed",
             ));
         }

@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::Volume;
 
-use super::Control;
+use super::{Control, Quoted};
 use crate::policy::Finding;
 use crate::subject::Subject;
 
@@ -14,7 +14,7 @@ pub(super) fn host_path(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
         if v.host_path.is_some() {
             out.push(Finding::new(
                 s.path().field("volumes").index(i).field("hostPath"),
-                format!("{id}: volume {:?} mounts a host path", v.name),
+                format!("{id}: volume {} mounts a host path", Quoted(&v.name)),
                 "use another volume type (emptyDir, configMap, a PersistentVolumeClaim, ...)",
             ));
         }
@@ -44,7 +44,7 @@ pub(super) fn restricted(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
         let Some(kind) = restricted_source(v) else { continue };
         out.push(Finding::new(
             s.path().field("volumes").index(i).field(kind),
-            format!("{id}: volume {:?} uses restricted type {kind}", v.name),
+            format!("{id}: volume {} uses restricted type {kind}", Quoted(&v.name)),
             "use configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected or secret",
         ));
     }
