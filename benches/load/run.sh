@@ -27,7 +27,7 @@ if [ ! -x "$OHA" ]; then
   cargo install oha --locked --root "$PODGUARD_TOOLS" >&2
 fi
 cargo build --release --locked --bin podguard >&2
-BIN="$PWD/target/release/podguard"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/podguard"
 
 work=$(mktemp -d)
 cleanup() {
