@@ -213,7 +213,7 @@ pub struct ContainerRef<'a> {
 }
 
 impl<'a> ContainerRef<'a> {
-    fn regular(kind: ContainerKind, index: usize, c: &'a Container) -> Self {
+    pub(crate) fn regular(kind: ContainerKind, index: usize, c: &'a Container) -> Self {
         Self {
             kind,
             index,

@@ -38,8 +38,8 @@ impl Check for ReadOnlyRootFilesystem {
         for c in subject.containers() {
             let message = match c.security_context.and_then(|s| s.read_only_root_filesystem) {
                 Some(true) => continue,
-                Some(false) => format!("container \"{}\" sets readOnlyRootFilesystem: false", c.name),
-                None => format!("container \"{}\" does not set readOnlyRootFilesystem: true", c.name),
+                Some(false) => ["container \"", c.name, "\" sets readOnlyRootFilesystem: false"].concat(),
+                None => ["container \"", c.name, "\" does not set readOnlyRootFilesystem: true"].concat(),
             };
             out.push(Finding::new(
                 c.path(subject).field("securityContext").field("readOnlyRootFilesystem"),

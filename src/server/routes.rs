@@ -6,7 +6,6 @@
 //! then record one log line and the metrics. Everything that decides lives in
 //! [`crate::admission`], shared with `podguard check`.
 
-use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -65,7 +64,7 @@ async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
 fn log_decision(request: &AdmissionRequest, decision: &Decision, label: DecisionLabel, elapsed: Duration) {
     // Rendered plain first and escaped in one pass: through tracing's Display path every piece
     // of every `policy/rule=mode` would be escaped on its own.
-    let violations = Violated(decision).to_string();
+    let violations = violated(decision);
     let reason = match &decision.outcome {
         Outcome::Evaluated => None,
         Outcome::Skipped(reason) => Some(reason.clone()),
@@ -90,24 +89,26 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
 }
 
 /// `policy/rule=mode` of every violated rule, each once, comma-separated.
-struct Violated<'a>(&'a Decision);
-
-impl fmt::Display for Violated<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut seen: Vec<(&str, &str, Mode)> = Vec::new();
-        for v in &self.0.violations {
-            let key = (&*v.policy, &*v.rule, v.mode);
-            if seen.contains(&key) {
-                continue;
-            }
-            if !seen.is_empty() {
-                f.write_char(',')?;
-            }
-            write!(f, "{}/{}={}", v.policy, v.rule, v.mode)?;
-            seen.push(key);
+fn violated(decision: &Decision) -> String {
+    let mut seen: Vec<(&str, &str, Mode)> = Vec::new();
+    let mut out = String::new();
+    for v in &decision.violations {
+        let key = (&*v.policy, &*v.rule, v.mode);
+        if seen.contains(&key) {
+            continue;
         }
-        Ok(())
+        if !seen.is_empty() {
+            out.push(',');
+        }
+        // Pushed piece by piece rather than with `write!`: this runs for every denial.
+        out.push_str(&v.policy);
+        out.push('/');
+        out.push_str(&v.rule);
+        out.push('=');
+        out.push_str(v.mode.as_str());
+        seen.push(key);
     }
+    out
 }
 
 async fn healthz() -> &'static str {
@@ -350,7 +351,7 @@ mod tests {
         let req = review::parse(&fixture("reviews/pod-violating.json")).unwrap();
         let d = admission::evaluate(&s.store.current(), &s.settings, &req, None);
         assert_eq!(
-            Violated(&d).to_string(),
+            violated(&d),
             "no-latest-tag/explicit-tag=enforce,read-only-root/read-only=enforce,readiness-probes/readiness=warn"
         );
     }

@@ -7,7 +7,7 @@
 //!
 //! Names compare exactly, as upstream: `CAP_CHOWN` or `all` are not `CHOWN` or `ALL`.
 
-use super::{Control, Quoted, Who, container_sc_path, sc};
+use super::{Control, Quoted, Who, container_message, container_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -38,7 +38,7 @@ pub(super) fn restricted(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out
     if !drops_all {
         out.push(Finding::new(
             container_sc_path(s, c).field("capabilities").field("drop"),
-            format!("{id}: {} must drop ALL capabilities", Who(c)),
+            container_message(id, c, "must drop ALL capabilities"),
             r#"set securityContext.capabilities.drop to ["ALL"]"#,
         ));
     }

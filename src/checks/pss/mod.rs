@@ -38,7 +38,7 @@ mod test_pod;
 use std::fmt;
 
 use super::{Check, Definition, Params, ParamsError};
-use evaluate::{Quoted, Who, container_sc_path, pod_sc_path, sc};
+use evaluate::{Quoted, Who, container_message, container_sc_path, pod_sc_path, sc};
 
 /// Checks defined here.
 pub const DEFINITIONS: &[Definition] = &[Definition {

@@ -2,7 +2,7 @@
 //! container must set `securityContext.allowPrivilegeEscalation: false` explicitly (upstream
 //! `check_allowPrivilegeEscalation.go`). The Windows exemption is decided by the caller.
 
-use super::{Control, Who, container_sc_path, sc};
+use super::{Control, container_message, container_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -14,7 +14,7 @@ pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out:
     };
     out.push(Finding::new(
         container_sc_path(s, c).field("allowPrivilegeEscalation"),
-        format!("{id}: {} {what}", Who(c)),
+        container_message(id, c, what),
         "set securityContext.allowPrivilegeEscalation to false",
     ));
 }

@@ -2,7 +2,7 @@
 //! `check_privileged.go` reads `securityContext.privileged` of every container, init container
 //! and ephemeral container; there is no pod-level field.
 
-use super::{Control, Who, container_sc_path, sc};
+use super::{Control, container_message, container_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -10,7 +10,7 @@ pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out:
     if sc(c).and_then(|sc| sc.privileged) == Some(true) {
         out.push(Finding::new(
             container_sc_path(s, c).field("privileged"),
-            format!("{id}: {} runs privileged", Who(c)),
+            container_message(id, c, "runs privileged"),
             "set securityContext.privileged to false or remove it",
         ));
     }

@@ -7,7 +7,7 @@
 //! - `runAsUser` (restricted, v1.23+): neither the pod nor a container may set `runAsUser: 0`;
 //!   leaving it unset is fine.
 
-use super::{Control, Who, container_sc_path, pod_sc_path, sc};
+use super::{Control, container_message, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -32,7 +32,7 @@ pub(super) fn non_root_container(id: Control, s: &Subject<'_>, c: &ContainerRef<
     };
     out.push(Finding::new(
         container_sc_path(s, c).field("runAsNonRoot"),
-        format!("{id}: {} {what}", Who(c)),
+        container_message(id, c, what),
         "set securityContext.runAsNonRoot to true on the container or the pod",
     ));
 }
@@ -57,7 +57,7 @@ pub(super) fn user_container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>,
     if sc(c).and_then(|sc| sc.run_as_user) == Some(0) {
         out.push(Finding::new(
             container_sc_path(s, c).field("runAsUser"),
-            format!("{id}: {} runs as root (UID 0)", Who(c)),
+            container_message(id, c, "runs as root (UID 0)"),
             USER_FIX,
         ));
     }

@@ -10,7 +10,7 @@
 
 use k8s_openapi::api::core::v1::SeccompProfile;
 
-use super::{Control, Quoted, Who, container_sc_path, pod_sc_path, sc};
+use super::{Control, Quoted, Who, container_message, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -80,7 +80,7 @@ pub(super) fn container(
         // finding already says what to change.
         None if required && pod_profile(s).is_none() => out.push(Finding::new(
             container_sc_path(s, c).field("seccompProfile").field("type"),
-            format!("{id}: {} must set a seccomp profile (here or on the pod)", Who(c)),
+            container_message(id, c, "must set a seccomp profile (here or on the pod)"),
             "set securityContext.seccompProfile.type to RuntimeDefault or Localhost on the pod or container",
         )),
         _ => {}

@@ -1,7 +1,7 @@
 //! `windowsHostProcess` (baseline, v1.0+): neither the pod nor any container may run as a
 //! Windows HostProcess container (upstream `check_windowsHostProcess.go`).
 
-use super::{Control, Who, container_sc_path, pod_sc_path, sc};
+use super::{Control, container_message, container_sc_path, pod_sc_path, sc};
 use crate::policy::Finding;
 use crate::subject::{ContainerRef, Subject};
 
@@ -22,7 +22,7 @@ pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out:
     if sc(c).and_then(|sc| sc.windows_options.as_ref()).and_then(|w| w.host_process) == Some(true) {
         out.push(Finding::new(
             container_sc_path(s, c).field("windowsOptions").field("hostProcess"),
-            format!("{id}: {} runs as a Windows HostProcess", Who(c)),
+            container_message(id, c, "runs as a Windows HostProcess"),
             FIX,
         ));
     }
