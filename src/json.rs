@@ -15,7 +15,9 @@ pub fn string(w: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
 /// document held in a JSON string (an audit annotation) gets its values this way.
 pub fn string_in_string(w: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
     w.write_str("\\\"")?;
-    Escape(&mut Escape(w)).write_str(s)?;
+    // One pass with the doubled escapes: escaping through two `Escape`s would scan every
+    // escape's output again.
+    escape(w, s, true)?;
     w.write_str("\\\"")
 }
 
@@ -84,32 +86,44 @@ fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
 
 impl<W: fmt::Write + ?Sized> fmt::Write for Escape<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Messages and paths rarely hold anything to escape: jump from one byte that needs it
-        // to the next and copy the clean runs between them whole.
-        let bytes = s.as_bytes();
-        let mut start = 0;
-        let mut from = 0;
-        while let Some(i) = find_escape(bytes, from) {
-            self.0.write_str(&s[start..i])?;
-            from = i + 1;
-            start = from;
-            match bytes[i] {
-                // The escape is a backslash before the byte itself: the byte opens the next
-                // clean run, which saves a write.
-                b'"' | b'\\' => {
-                    self.0.write_char('\\')?;
-                    start = i;
-                }
-                b'\n' => self.0.write_str("\\n")?,
-                b'\r' => self.0.write_str("\\r")?,
-                b'\t' => self.0.write_str("\\t")?,
-                0x08 => self.0.write_str("\\b")?,
-                0x0c => self.0.write_str("\\f")?,
-                b => write!(self.0, "\\u{b:04x}")?,
-            }
-        }
-        self.0.write_str(&s[start..])
+        escape(self.0, s, false)
     }
+}
+
+/// Writes `s` escaped for the inside of a JSON string; `twice`: escaped again, for a JSON
+/// string that holds JSON text.
+fn escape<W: fmt::Write + ?Sized>(w: &mut W, s: &str, twice: bool) -> fmt::Result {
+    // Messages and paths rarely hold anything to escape: jump from one byte that needs it to
+    // the next and copy the clean runs between them whole.
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut from = 0;
+    while let Some(i) = find_escape(bytes, from) {
+        w.write_str(&s[start..i])?;
+        from = i + 1;
+        start = from;
+        let b = bytes[i];
+        if b == b'"' || b == b'\\' {
+            // The escape is backslashes before the byte itself (one; three when escaped twice):
+            // the byte opens the next clean run, which saves a write.
+            w.write_str(if twice { "\\\\\\" } else { "\\" })?;
+            start = i;
+            continue;
+        }
+        // Escaped twice, a control character's escape gets its backslash escaped.
+        if twice {
+            w.write_char('\\')?;
+        }
+        match b {
+            b'\n' => w.write_str("\\n")?,
+            b'\r' => w.write_str("\\r")?,
+            b'\t' => w.write_str("\\t")?,
+            0x08 => w.write_str("\\b")?,
+            0x0c => w.write_str("\\f")?,
+            _ => write!(w, "\\u{b:04x}")?,
+        }
+    }
+    w.write_str(&s[start..])
 }
 
 #[cfg(test)]
@@ -170,7 +184,13 @@ mod tests {
 
     #[test]
     fn string_in_string_is_the_escaped_string_literal() {
-        for s in ["", "plain", "say \"hi\"\n", "a\\b\u{1}é"] {
+        let every_ascii: String = (0u8..0x80).map(char::from).chain("é日🚀".chars()).collect();
+        let mut cases = vec!["".to_owned(), "plain".to_owned(), "say \"hi\"\n".to_owned(), every_ascii];
+        // Every byte that needs escaping after clean runs of every length up to two blocks.
+        for b in (0u8..0x20).chain([b'"', b'\\']) {
+            cases.extend((0..(2 * BLOCK + 1)).map(|n| format!("{}{}z\"", "a".repeat(n), char::from(b))));
+        }
+        for s in &cases {
             let mut literal = String::new();
             string(&mut literal, s).unwrap();
             let mut escaped = String::new();
