@@ -7,6 +7,8 @@
 # (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds, and reads
 # VmRSS/VmHWM idle and after the load (VmHWM is the kernel's own record of the peak, so nothing
 # samples memory during the runs: a sampler would fork processes while latency is measured).
+# Around each maximum-throughput run it also reads the CPU time the server (user and system)
+# and oha spent per request, which shows where a denial's extra cost goes.
 # Loopback only, bounded in time (ROUNDS x 8 x SECONDS_EACH seconds of load plus a 1 s warm-up
 # before each, about 3.5 minutes by default, plus the build). Prints Markdown.
 #
@@ -80,6 +82,11 @@ summarize() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# CPU time of a process in clock ticks: user and system (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+TICK_US=$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1e6 / hz }')
+TIMEFORMAT='%U %S'
+
 # Both servers run side by side and the measurements alternate between them, round after
 # round, so that a noisy neighbour on a shared machine hits both sets alike; each figure is the
 # median of the rounds.
@@ -94,7 +101,15 @@ for round in $(seq "$ROUNDS"); do
   for review in compliant violating; do
     for set in library empty; do
       oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
-      oha_json "$set" "$review" -z "${SECONDS_EACH}s" -c "$CONNECTIONS" > "$work/max-$set-$review-$round.json"
+      # CPU time per request of the server (user, system) and of oha, around the maximum
+      # throughput run: where a denial's extra cost goes, and steadier than req/s.
+      read -r u0 s0 < <(cpu_ticks "${PID[$set]}")
+      { time oha_json "$set" "$review" -z "${SECONDS_EACH}s" -c "$CONNECTIONS" > "$work/max-$set-$review-$round.json"; } 2> "$work/oha-time"
+      read -r u1 s1 < <(cpu_ticks "${PID[$set]}")
+      read -r ou os < "$work/oha-time"
+      n=$(jq '[.statusCodeDistribution[]] | add' "$work/max-$set-$review-$round.json")
+      awk -v n="$n" -v t="$TICK_US" -v u="$((u1 - u0))" -v s="$((s1 - s0))" -v ou="$ou" -v os="$os" \
+        'BEGIN { printf "%.1f %.1f %.1f\n", u * t / n, s * t / n, (ou + os) * 1e6 / n }' >> "$work/cpu-$set-$review"
       oha_json "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.json"
       for f in max rate; do
         read -r rps p50 p99 ok < <(summarize "$work/$f-$set-$review-$round.json")
@@ -133,6 +148,17 @@ echo
 for review in compliant violating; do
   echo "- $review: library / empty max req/s, paired round by round: median $(median < "$work/ratio-$review")" \
     "(rounds: $(tr '\n' ' ' < "$work/ratio-$review" | sed 's/ $//'))"
+done
+cpu_median() { cut -d' ' -f"$1" "$2" | median; }
+for review in compliant violating; do
+  line="- $review, CPU µs per request at maximum throughput (median of rounds):"
+  for set in library empty; do
+    f="$work/cpu-$set-$review"
+    total=$(awk '{ print $1 + $2 + $3 }' "$f" | median)
+    line="$line $set: server $(cpu_median 1 "$f") user + $(cpu_median 2 "$f") system, oha $(cpu_median 3 "$f"), total $total;"
+    echo "$total" > "$work/total-$set-$review"
+  done
+  echo "$line empty / library total: $(awk -v e="$(cat "$work/total-empty-$review")" -v l="$(cat "$work/total-library-$review")" 'BEGIN { printf "%.3f", e / l }')"
 done
 for set in library empty; do
   decisions=$(grep -c '"podguard::decision"' "$work/server-$set.log" || true)
