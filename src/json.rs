@@ -58,10 +58,9 @@ const fn escape_flags(word: u64) -> u64 {
 fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     // Escapes come in clusters (`\"` in text quoted twice): look at the next word first.
-    if let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-        let flags = escape_flags(u64::from_le_bytes(word));
-        if flags != 0 {
-            return Some(at + (flags.trailing_zeros() / 8) as usize);
+    if let Some(word) = word_at(bytes, at) {
+        if let Some(i) = first_flagged(word, at) {
+            return Some(i);
         }
         at += 8;
     }
@@ -72,16 +71,26 @@ fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
         at += BLOCK;
     }
     // In the block that has something (or the last few bytes): 8-byte words, then the rest.
-    while let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-        let flags = escape_flags(u64::from_le_bytes(word));
-        if flags != 0 {
-            // trailing_zeros of a non-zero u64 is below 64, so the cast is exact.
-            return Some(at + (flags.trailing_zeros() / 8) as usize);
+    while let Some(word) = word_at(bytes, at) {
+        if let Some(i) = first_flagged(word, at) {
+            return Some(i);
         }
         at += 8;
     }
     let tail = bytes.get(at..)?;
     tail.iter().position(|&b| needs_escape(b)).map(|k| at + k)
+}
+
+/// The 8 bytes at `at`, if there are that many.
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_le_bytes)
+}
+
+/// The index of the first byte that needs escaping in `word`, read at `at`.
+fn first_flagged(word: u64, at: usize) -> Option<usize> {
+    let flags = escape_flags(word);
+    // trailing_zeros of a non-zero u64 is below 64, so the cast is exact.
+    (flags != 0).then(|| at + (flags.trailing_zeros() / 8) as usize)
 }
 
 impl<W: fmt::Write + ?Sized> fmt::Write for Escape<'_, W> {
