@@ -152,6 +152,15 @@ pub enum ContainerKind {
 }
 
 impl ContainerKind {
+    /// How messages name one: `container`, `init container`, `ephemeral container`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::InitContainer => "init container",
+            Self::EphemeralContainer => "ephemeral container",
+        }
+    }
+
     /// The pod spec field holding this list.
     pub fn field(self) -> &'static str {
         match self {

@@ -38,8 +38,12 @@ impl Check for ReadOnlyRootFilesystem {
         for c in subject.containers() {
             let message = match c.security_context.and_then(|s| s.read_only_root_filesystem) {
                 Some(true) => continue,
-                Some(false) => ["container \"", c.name, "\" sets readOnlyRootFilesystem: false"].concat(),
-                None => ["container \"", c.name, "\" does not set readOnlyRootFilesystem: true"].concat(),
+                Some(false) => {
+                    [c.kind.noun(), " \"", c.name, "\" sets readOnlyRootFilesystem: false"].concat()
+                }
+                None => {
+                    [c.kind.noun(), " \"", c.name, "\" does not set readOnlyRootFilesystem: true"].concat()
+                }
             };
             out.push(Finding::new(
                 c.path(subject).field("securityContext").field("readOnlyRootFilesystem"),
@@ -96,6 +100,9 @@ mod tests {
                 "spec.template.spec.ephemeralContainers[0].securityContext.readOnlyRootFilesystem",
             ]
         );
+        let named: Vec<&str> =
+            f.iter().map(|f| f.message.split(" does").next().unwrap_or_default()).collect();
+        assert_eq!(named, ["container \"b\"", "init container \"i\"", "ephemeral container \"e\""]);
     }
 
     #[rstest]

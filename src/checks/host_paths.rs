@@ -142,9 +142,12 @@ impl Check for AllowedHostPaths {
                     out.push(Finding::new(
                         c.path(subject).field("volumeMounts").index(mi).field("readOnly"),
                         format!(
-                            "container \"{}\" mounts host path volume \"{}\" ({path}) writable, but paths \
+                            "{} \"{}\" mounts host path volume \"{}\" ({path}) writable, but paths \
                              under {} may only be mounted read-only",
-                            c.name, volume.name, allowed.prefix
+                            c.kind.noun(),
+                            c.name,
+                            volume.name,
+                            allowed.prefix
                         ),
                         "set readOnly: true on this volumeMount",
                     ));
@@ -256,6 +259,9 @@ spec:
                 "spec.template.spec.ephemeralContainers[0].volumeMounts[0].readOnly",
             ]
         );
+        let named: Vec<&str> =
+            f.iter().map(|f| f.message.split(" mounts").next().unwrap_or_default()).collect();
+        assert_eq!(named, ["container \"b\"", "init container \"i\"", "ephemeral container \"e\""]);
     }
 
     #[rstest]

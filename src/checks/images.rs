@@ -178,7 +178,8 @@ impl Check for AllowedRegistries {
                 out.push(Finding::new(
                     c.path(subject).field("image"),
                     format!(
-                        "container \"{}\" uses image \"{image}\" from a registry that is not allowed",
+                        "{} \"{}\" uses image \"{image}\" from a registry that is not allowed",
+                        c.kind.noun(),
                         c.name
                     ),
                     Cow::Owned(self.fix.clone()),
@@ -211,13 +212,19 @@ impl Check for DisallowLatestTag {
             let message = match r.tag {
                 // `concat` rather than `format!`: a denied pod renders many findings, and the
                 // formatting machinery costs more than the rest of one.
-                Some("latest") => {
-                    ["container \"", c.name, "\" uses image \"", image, "\" with the mutable tag \"latest\""]
-                        .concat()
-                }
+                Some("latest") => [
+                    c.kind.noun(),
+                    " \"",
+                    c.name,
+                    "\" uses image \"",
+                    image,
+                    "\" with the mutable tag \"latest\"",
+                ]
+                .concat(),
                 Some(t) if !t.is_empty() => continue,
                 _ => [
-                    "container \"",
+                    c.kind.noun(),
+                    " \"",
                     c.name,
                     "\" uses image \"",
                     image,
@@ -251,13 +258,19 @@ impl Check for RequireImageDigest {
             let message = match ImageRef::parse(image).digest {
                 Some(d) if is_sha256_digest(d) => continue,
                 Some(d) => format!(
-                    "container \"{}\" uses image \"{image}\" whose digest \"{d}\" is not sha256:<64 hex digits>",
+                    "{} \"{}\" uses image \"{image}\" whose digest \"{d}\" is not sha256:<64 hex digits>",
+                    c.kind.noun(),
                     c.name
                 ),
-                None => {
-                    ["container \"", c.name, "\" uses image \"", image, "\" that is not pinned by digest"]
-                        .concat()
-                }
+                None => [
+                    c.kind.noun(),
+                    " \"",
+                    c.name,
+                    "\" uses image \"",
+                    image,
+                    "\" that is not pinned by digest",
+                ]
+                .concat(),
             };
             out.push(Finding::new(
                 c.path(subject).field("image"),
@@ -332,6 +345,19 @@ pub(crate) mod tests {
         #[case] digest: Option<&str>,
     ) {
         assert_eq!(ImageRef::parse(image), ImageRef { registry, path, tag, digest });
+    }
+
+    #[rstest]
+    #[case::latest_tag("disallowLatestTag", "{}")]
+    #[case::digest("requireImageDigest", "{}")]
+    #[case::registries("allowedRegistries", "registries: [registry.example/]")]
+    fn messages_say_which_container_list(#[case] name: &str, #[case] params: &str) {
+        let yaml = "spec: {containers: [{name: a, image: app}], initContainers: [{name: i, image: app}], \
+                    ephemeralContainers: [{name: e, image: app}]}";
+        let f = run(name, params, "Pod", yaml);
+        let named: Vec<&str> =
+            f.iter().map(|f| f.message.split(" uses").next().unwrap_or_default()).collect();
+        assert_eq!(named, ["container \"a\"", "init container \"i\"", "ephemeral container \"e\""]);
     }
 
     const ECR: &str = "registries: ['111122223333.dkr.ecr.us-east-1.amazonaws.com/', 'docker.io/library/']";

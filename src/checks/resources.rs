@@ -135,7 +135,7 @@ impl Check for RequireResources {
                 };
                 out.push(Finding::new(
                     path,
-                    format!("container \"{}\" has no {}", c.name, req.what),
+                    format!("{} \"{}\" has no {}", c.kind.noun(), c.name, req.what),
                     req.fix.clone(),
                 ));
             }
@@ -201,6 +201,7 @@ spec:
 ";
         let f = run(NAME, "{}", "StatefulSet", yaml);
         assert_eq!(paths(&f), ["spec.template.spec.initContainers[0].resources.requests.cpu"]);
+        assert_eq!(f[0].message, "init container \"migrate\" has no cpu request");
     }
 
     #[rstest]

@@ -14,7 +14,7 @@ use super::{
 use crate::checks::Check;
 use crate::context::Context;
 use crate::policy::{FieldPath, Finding};
-use crate::subject::{ContainerKind, ContainerRef, Subject};
+use crate::subject::{ContainerRef, Subject};
 
 impl Check for PodSecurity {
     /// One pass over the pod-level fields, then one walk over the containers applying every
@@ -122,11 +122,7 @@ pub(super) struct Who<'c, 'a>(pub(super) &'c ContainerRef<'a>);
 
 impl Who<'_, '_> {
     fn kind(&self) -> &'static str {
-        match self.0.kind {
-            ContainerKind::Container => "container",
-            ContainerKind::InitContainer => "init container",
-            ContainerKind::EphemeralContainer => "ephemeral container",
-        }
+        self.0.kind.noun()
     }
 }
 
