@@ -38,7 +38,7 @@ const BLOCK: usize = 16;
 
 #[inline]
 fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
-    block.iter().fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'))
+    block.iter().fold(false, |any, &b| any | needs_escape(b))
 }
 
 /// The high bit of each byte of `word` that needs escaping, and possibly of bytes after such a

@@ -36,18 +36,14 @@ impl Check for ReadOnlyRootFilesystem {
             return;
         }
         for c in subject.containers() {
-            let message = match c.security_context.and_then(|s| s.read_only_root_filesystem) {
+            let what = match c.security_context.and_then(|s| s.read_only_root_filesystem) {
                 Some(true) => continue,
-                Some(false) => {
-                    [c.kind.noun(), " \"", c.name, "\" sets readOnlyRootFilesystem: false"].concat()
-                }
-                None => {
-                    [c.kind.noun(), " \"", c.name, "\" does not set readOnlyRootFilesystem: true"].concat()
-                }
+                Some(false) => "sets readOnlyRootFilesystem: false",
+                None => "does not set readOnlyRootFilesystem: true",
             };
             out.push(Finding::new(
                 c.path(subject).field("securityContext").field("readOnlyRootFilesystem"),
-                message,
+                [c.kind.noun(), " \"", c.name, "\" ", what].concat(),
                 FIX,
             ));
         }

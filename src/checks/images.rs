@@ -129,6 +129,13 @@ fn images<'a>(subject: &Subject<'a>) -> impl Iterator<Item = (ContainerRef<'a>, 
     subject.containers().filter_map(|c| c.image.filter(|i| !i.is_empty()).map(|i| (c, i)))
 }
 
+/// `<container> "<name>" uses image "<image>" <problem>`, put together with `concat` rather
+/// than `format!`: a denied pod renders many findings, and the formatting machinery costs more
+/// than the rest of one.
+fn uses_image(c: &ContainerRef<'_>, image: &str, problem: &str) -> String {
+    [c.kind.noun(), " \"", c.name, "\" uses image \"", image, "\" ", problem].concat()
+}
+
 /// `allowedRegistries`: every image starts with one of `params.registries`.
 #[derive(Debug)]
 pub struct AllowedRegistries {
@@ -177,11 +184,7 @@ impl Check for AllowedRegistries {
             if !self.registries.iter().any(|p| has_prefix(image, &r, p)) {
                 out.push(Finding::new(
                     c.path(subject).field("image"),
-                    format!(
-                        "{} \"{}\" uses image \"{image}\" from a registry that is not allowed",
-                        c.kind.noun(),
-                        c.name
-                    ),
+                    uses_image(&c, image, "from a registry that is not allowed"),
                     Cow::Owned(self.fix.clone()),
                 ));
             }
@@ -209,30 +212,12 @@ impl Check for DisallowLatestTag {
             if r.digest.is_some() {
                 continue;
             }
-            let message = match r.tag {
-                // `concat` rather than `format!`: a denied pod renders many findings, and the
-                // formatting machinery costs more than the rest of one.
-                Some("latest") => [
-                    c.kind.noun(),
-                    " \"",
-                    c.name,
-                    "\" uses image \"",
-                    image,
-                    "\" with the mutable tag \"latest\"",
-                ]
-                .concat(),
+            let problem = match r.tag {
+                Some("latest") => "with the mutable tag \"latest\"",
                 Some(t) if !t.is_empty() => continue,
-                _ => [
-                    c.kind.noun(),
-                    " \"",
-                    c.name,
-                    "\" uses image \"",
-                    image,
-                    "\" without a tag, which pulls \"latest\"",
-                ]
-                .concat(),
+                _ => "without a tag, which pulls \"latest\"",
             };
-            out.push(Finding::new(c.path(subject).field("image"), message, PIN_FIX));
+            out.push(Finding::new(c.path(subject).field("image"), uses_image(&c, image, problem), PIN_FIX));
         }
     }
 }
@@ -257,20 +242,10 @@ impl Check for RequireImageDigest {
         for (c, image) in images(subject) {
             let message = match ImageRef::parse(image).digest {
                 Some(d) if is_sha256_digest(d) => continue,
-                Some(d) => format!(
-                    "{} \"{}\" uses image \"{image}\" whose digest \"{d}\" is not sha256:<64 hex digits>",
-                    c.kind.noun(),
-                    c.name
-                ),
-                None => [
-                    c.kind.noun(),
-                    " \"",
-                    c.name,
-                    "\" uses image \"",
-                    image,
-                    "\" that is not pinned by digest",
-                ]
-                .concat(),
+                Some(d) => {
+                    uses_image(&c, image, &format!("whose digest \"{d}\" is not sha256:<64 hex digits>"))
+                }
+                None => uses_image(&c, image, "that is not pinned by digest"),
             };
             out.push(Finding::new(
                 c.path(subject).field("image"),

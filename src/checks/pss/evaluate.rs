@@ -120,26 +120,19 @@ fn user_namespace(spec: &PodSpec) -> bool {
 /// A container named for messages: `container "app"`, `init container "setup"`, ...
 pub(super) struct Who<'c, 'a>(pub(super) &'c ContainerRef<'a>);
 
-impl Who<'_, '_> {
-    fn kind(&self) -> &'static str {
-        self.0.kind.noun()
-    }
-}
-
 impl fmt::Display for Who<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind(), Quoted(self.0.name))
+        write!(f, "{} {}", self.0.kind.noun(), Quoted(self.0.name))
     }
 }
 
 /// `<control>: <container> <what>`, the shape of most container findings. Put together
 /// without `format!`, whose machinery costs more than the rest of a finding.
 pub(super) fn container_message(id: Control, c: &ContainerRef<'_>, what: &str) -> String {
-    let who = Who(c);
     if is_plain(c.name) {
-        [id.id(), ": ", who.kind(), " \"", c.name, "\" ", what].concat()
+        [id.id(), ": ", c.kind.noun(), " \"", c.name, "\" ", what].concat()
     } else {
-        format!("{id}: {who} {what}")
+        format!("{id}: {} {what}", Who(c))
     }
 }
 
@@ -183,7 +176,7 @@ pub(super) fn sc<'a>(c: &ContainerRef<'a>) -> Option<&'a SecurityContext> {
 #[cfg(test)]
 mod tests {
     use super::super::Control;
-    use super::{Quoted, Who, container_message};
+    use super::{Quoted, container_message};
     use crate::subject::{ContainerKind, ContainerRef};
 
     #[test]
@@ -215,7 +208,7 @@ mod tests {
                 c.name = name;
                 assert_eq!(
                     container_message(Control::Privileged, &c, "runs privileged"),
-                    format!("privileged: {} {:?} runs privileged", Who(&c).kind(), name)
+                    format!("privileged: {} {:?} runs privileged", c.kind.noun(), name)
                 );
             }
         }
