@@ -24,6 +24,10 @@ pub enum Workload {
     Job(Box<Job>),
     CronJob(Box<CronJob>),
     ReplicationController(Box<ReplicationController>),
+    /// The body of the `pods/ephemeralcontainers` subresource on Kubernetes 1.16–1.21: kind
+    /// `EphemeralContainers`, holding only the pod's metadata and its ephemeral containers
+    /// (1.22 moved the subresource to the Pod itself). Held as a Pod whose spec has nothing else.
+    LegacyEphemeralContainers(Box<Pod>),
 }
 
 /// The result of decoding one object.
@@ -90,6 +94,35 @@ pub fn decode(group: &str, kind: &str, json: &str) -> Result<Decoded, DecodeErro
         _ => return Ok(Decoded::Other),
     };
     Ok(Decoded::Workload(w))
+}
+
+/// [`decode`] for one admission request: also reads the `EphemeralContainers` kind that
+/// Kubernetes before 1.22 sends for the `pods/ephemeralcontainers` subresource, which is a pod
+/// change (`kubectl debug`) in another shape. Manifests never hold that kind.
+pub fn decode_request(group: &str, kind: &str, json: &str) -> Result<Decoded, DecodeError> {
+    if group.is_empty() && kind == LEGACY_EPHEMERAL_KIND {
+        let legacy: Box<LegacyEphemeral> = parse(kind, json)?;
+        let LegacyEphemeral { metadata, ephemeral_containers } = *legacy;
+        let spec = k8s_openapi::api::core::v1::PodSpec {
+            ephemeral_containers: Some(ephemeral_containers),
+            ..Default::default()
+        };
+        let pod = Pod { metadata, spec: Some(spec), status: None };
+        return Ok(Decoded::Workload(Workload::LegacyEphemeralContainers(Box::new(pod))));
+    }
+    decode(group, kind, json)
+}
+
+/// The kind of the pre-1.22 `pods/ephemeralcontainers` body.
+pub const LEGACY_EPHEMERAL_KIND: &str = "EphemeralContainers";
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyEphemeral {
+    #[serde(default)]
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(default)]
+    ephemeral_containers: Vec<k8s_openapi::api::core::v1::EphemeralContainer>,
 }
 
 fn parse<T: DeserializeOwned>(kind: &str, json: &str) -> Result<Box<T>, DecodeError> {

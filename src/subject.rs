@@ -53,6 +53,11 @@ impl<'a> Subject<'a> {
                 let spec = p.spec.as_ref().unwrap_or(&EMPTY_SPEC);
                 ("Pod", &p.metadata, (&p.metadata, spec), "metadata", "spec")
             }
+            // The legacy body has `ephemeralContainers` at its top level, not under `spec`.
+            W::LegacyEphemeralContainers(p) => {
+                let spec = p.spec.as_ref().unwrap_or(&EMPTY_SPEC);
+                ("Pod", &p.metadata, (&p.metadata, spec), "metadata", "")
+            }
             W::PodTemplate(p) => {
                 ("PodTemplate", &p.metadata, tmpl(p.template.as_ref()), "template.metadata", "template.spec")
             }

@@ -312,6 +312,35 @@ fn security_annotations_equal(a: &Workload, b: &Workload) -> bool {
     pick(a) == pick(b)
 }
 
+/// Why an UPDATE is admitted without evaluation, if it is.
+///
+/// Controllers update workloads all the time without touching what their pods will run: the
+/// deployment controller scales old ReplicaSets to zero and rewrites their annotations, the
+/// garbage collector removes finalizers, people label and annotate. Judging those like a CREATE
+/// would freeze every object admitted before a policy existed, including the old ReplicaSet
+/// that a rollout fixing a violation has to scale down. So an UPDATE is judged only when the
+/// pod spec or a security annotation of the pod (template) changed, and then judged whole, like
+/// a CREATE. An object already being deleted is never refused: its controllers only wind it
+/// down (none creates pods from a template with `deletionTimestamp` set).
+fn unchanged_update(req: &AdmissionRequest, kind: &str, new: &Workload) -> Option<String> {
+    if Subject::of(new).object_meta.deletion_timestamp.is_some() {
+        return Some(format!("{kind} is being deleted"));
+    }
+    // An old object that cannot be read gives no ground to skip: the new one is judged.
+    let old = match object::decode_request(&req.kind.group, kind, req.old_object.as_deref()?.get()) {
+        Ok(Decoded::Workload(old)) => old,
+        _ => return None,
+    };
+    let unchanged = Subject::of(&old).spec == Subject::of(new).spec && security_annotations_equal(&old, new);
+    unchanged.then(|| {
+        if kind == "Pod" {
+            "Pod update does not change its spec".to_owned()
+        } else {
+            format!("{kind} update does not change its pod template")
+        }
+    })
+}
+
 /// Evaluates one admission request against `policies`.
 ///
 /// `namespace_labels` are the labels of the request's namespace when known.
@@ -341,7 +370,7 @@ pub fn evaluate(
         violations: Vec::new(),
         namespace_mode: settings.default_mode,
     };
-    let workload = match object::decode(&req.kind.group, kind, raw.get()) {
+    let workload = match object::decode_request(&req.kind.group, kind, raw.get()) {
         Ok(Decoded::Workload(w)) => w,
         Ok(Decoded::Other) => return Decision::skipped(format!("kind {kind} holds no pod spec")),
         Err(e) => return unreadable(e),
@@ -356,18 +385,11 @@ pub fn evaluate(
     ) {
         return Decision::skipped(reason);
     }
-    // A Pod's spec is mostly immutable; controllers update labels, annotations, finalizers and
-    // status all the time. Re-judging those would refuse updates to pods admitted before a policy
-    // existed, so only a changed spec (or security annotation) is evaluated, as upstream PSA does.
     if req.operation == Operation::Update
-        && kind == "Pod"
         && sub_resource.is_none()
-        && let Some(Ok(Decoded::Workload(old))) =
-            req.old_object.as_deref().map(|o| object::decode(&req.kind.group, kind, o.get()))
-        && Subject::of(&old).spec == subject.spec
-        && security_annotations_equal(&old, &workload)
+        && let Some(reason) = unchanged_update(req, kind, &workload)
     {
-        return Decision::skipped("pod update does not change its spec");
+        return Decision::skipped(reason);
     }
     let ns_mode = namespace_mode(settings, namespace_labels);
     let ctx = Context {
@@ -529,20 +551,187 @@ mod tests {
     #[test]
     fn pod_update_without_spec_change_is_skipped_but_spec_change_is_evaluated() {
         let s = set(vec![privileged_policy("p", None)]);
-        let mut req = request("", "Pod", Operation::Update, pod(&[true]));
         let mut old = pod(&[true]);
         old["metadata"]["labels"] = serde_json::json!({"new": "label"});
-        req.old_object = Some(serde_json::value::RawValue::from_string(old.to_string()).unwrap());
-        let d = evaluate(&s, &Settings::default(), &req, None);
+        let d = evaluate(&s, &Settings::default(), &update("", "Pod", old, pod(&[true])), None);
         assert_eq!(
             (d.allowed, d.outcome),
-            (true, Outcome::Skipped("pod update does not change its spec".into()))
+            (true, Outcome::Skipped("Pod update does not change its spec".into()))
         );
 
         let mut old = pod(&[true]);
         old["spec"]["containers"][0]["image"] = "nginx:0".into();
+        assert!(!evaluate(&s, &Settings::default(), &update("", "Pod", old, pod(&[true])), None).allowed);
+    }
+
+    /// An UPDATE request of `kind` from `old` to `new`.
+    fn update(group: &str, kind: &str, old: serde_json::Value, new: serde_json::Value) -> AdmissionRequest {
+        let mut req = request(group, kind, Operation::Update, new);
         req.old_object = Some(serde_json::value::RawValue::from_string(old.to_string()).unwrap());
-        assert!(!evaluate(&s, &Settings::default(), &req, None).allowed);
+        req
+    }
+
+    /// `kind` (a workload kind) holding `pod`'s spec and metadata as its pod template.
+    fn workload_of(kind: &str, pod: &serde_json::Value) -> serde_json::Value {
+        let template = serde_json::json!({"metadata": {"labels": {"app": "web"}}, "spec": pod["spec"]});
+        let selector = serde_json::json!({"matchLabels": {"app": "web"}});
+        let spec = match kind {
+            "PodTemplate" => return serde_json::json!({"metadata": {"name": "web"}, "template": template}),
+            "CronJob" => serde_json::json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}),
+            "Job" => serde_json::json!({"template": template}),
+            "StatefulSet" => serde_json::json!({"serviceName": "web", "selector": selector, "template": template}),
+            "ReplicationController" => serde_json::json!({"replicas": 3, "selector": {"app": "web"}, "template": template}),
+            _ => serde_json::json!({"replicas": 3, "selector": selector, "template": template}),
+        };
+        serde_json::json!({"metadata": {"name": "web"}, "spec": spec})
+    }
+
+    /// The pod template inside a workload built by [`workload_of`].
+    fn template_of<'a>(kind: &str, w: &'a mut serde_json::Value) -> &'a mut serde_json::Value {
+        match kind {
+            "PodTemplate" => &mut w["template"],
+            "CronJob" => &mut w["spec"]["jobTemplate"]["spec"]["template"],
+            _ => &mut w["spec"]["template"],
+        }
+    }
+
+    const TEMPLATE_KINDS: &[&str] =
+        &["PodTemplate", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
+
+    #[test]
+    fn workload_update_that_leaves_the_template_alone_is_skipped_for_every_kind() {
+        let s = set(vec![privileged_policy("p", None)]);
+        for kind in TEMPLATE_KINDS {
+            let group = crate::object::group_of(kind).unwrap();
+            let old = workload_of(kind, &pod(&[true]));
+            // What controllers and people change without touching the pods: replicas, the
+            // object's labels, annotations and finalizers, the template's plain labels.
+            let mut new = old.clone();
+            new["metadata"]["labels"] = serde_json::json!({"touched": "yes"});
+            new["metadata"]["annotations"] = serde_json::json!({"deployment.kubernetes.io/revision": "2"});
+            new["metadata"]["finalizers"] = serde_json::json!(["example.com/hold"]);
+            if *kind != "PodTemplate" && *kind != "CronJob" && *kind != "Job" {
+                new["spec"]["replicas"] = 0.into();
+            }
+            template_of(kind, &mut new)["metadata"]["labels"]["pod-template-hash"] = "abc".into();
+            let d = evaluate(&s, &Settings::default(), &update(group, kind, old.clone(), new), None);
+            assert_eq!(
+                (d.allowed, &d.outcome),
+                (true, &Outcome::Skipped(format!("{kind} update does not change its pod template"))),
+                "{kind}"
+            );
+
+            // A changed template is judged whole, like a CREATE: the unchanged privileged
+            // container is reported too.
+            let mut new = old.clone();
+            template_of(kind, &mut new)["spec"]["containers"][0]["image"] = "nginx:2".into();
+            let d = evaluate(&s, &Settings::default(), &update(group, kind, old.clone(), new), None);
+            assert!(!d.allowed, "{kind}: image change of a violating template must be denied");
+            assert_eq!(d.outcome, Outcome::Evaluated);
+
+            // A security annotation of the template is part of what the pods run.
+            let mut new = old.clone();
+            template_of(kind, &mut new)["metadata"]["annotations"] =
+                serde_json::json!({"container.apparmor.security.beta.kubernetes.io/c0": "unconfined"});
+            let d = evaluate(&s, &Settings::default(), &update(group, kind, old, new), None);
+            assert_eq!((d.allowed, d.outcome), (false, Outcome::Evaluated), "{kind}");
+        }
+    }
+
+    #[test]
+    fn scaling_a_violating_replicaset_to_zero_is_allowed_in_an_enforce_namespace() {
+        let s = set(vec![privileged_policy("p", None)]);
+        let old = workload_of("ReplicaSet", &pod(&[true]));
+        let mut new = old.clone();
+        new["spec"]["replicas"] = 0.into();
+        let ns = labels(&[(MODE_LABEL, "enforce")]);
+        let d = evaluate(&s, &Settings::default(), &update("apps", "ReplicaSet", old, new), Some(&ns));
+        assert!(d.allowed);
+        assert!(d.violations.is_empty());
+    }
+
+    #[test]
+    fn deployment_update_to_another_violating_image_is_denied() {
+        let s = set(vec![privileged_policy("p", None)]);
+        let old = workload_of("Deployment", &pod(&[true]));
+        let mut new = old.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2".into();
+        let d = evaluate(&s, &Settings::default(), &update("apps", "Deployment", old, new), None);
+        assert!(!d.allowed);
+        assert_eq!(
+            d.deny_message(),
+            "[p/privileged] spec.template.spec.containers[0].securityContext.privileged: container \"c0\" is privileged (set it to false)"
+        );
+    }
+
+    #[test]
+    fn a_violating_object_being_deleted_may_drop_its_finalizer() {
+        let s = set(vec![privileged_policy("p", None)]);
+        for (group, kind, object) in [
+            ("apps", "Deployment", workload_of("Deployment", &pod(&[true]))),
+            ("", "Pod", pod(&[true])),
+        ] {
+            let mut old = object;
+            old["metadata"]["deletionTimestamp"] = "2026-12-01T10:00:00Z".into();
+            old["metadata"]["finalizers"] = serde_json::json!(["foregroundDeletion"]);
+            let mut new = old.clone();
+            new["metadata"]["finalizers"] = serde_json::json!([]);
+            // Even with a template that differs (an update racing the deletion).
+            template_or_spec(kind, &mut new)["containers"][0]["image"] = "nginx:3".into();
+            let d = evaluate(&s, &Settings::default(), &update(group, kind, old, new), None);
+            assert_eq!((d.allowed, d.outcome), (true, Outcome::Skipped(format!("{kind} is being deleted"))));
+        }
+    }
+
+    fn template_or_spec<'a>(kind: &str, w: &'a mut serde_json::Value) -> &'a mut serde_json::Value {
+        if kind == "Pod" { &mut w["spec"] } else { &mut template_of(kind, w)["spec"] }
+    }
+
+    #[test]
+    fn update_whose_old_object_is_unreadable_or_missing_is_judged() {
+        let s = set(vec![privileged_policy("p", None)]);
+        let new = workload_of("ReplicaSet", &pod(&[true]));
+        let mut broken = new.clone();
+        broken["spec"]["replicas"] = "three".into();
+        let d = evaluate(&s, &Settings::default(), &update("apps", "ReplicaSet", broken, new.clone()), None);
+        assert_eq!((d.allowed, d.outcome), (false, Outcome::Evaluated));
+        let d = evaluate(&s, &Settings::default(), &request("apps", "ReplicaSet", Operation::Update, new), None);
+        assert_eq!((d.allowed, d.outcome), (false, Outcome::Evaluated));
+    }
+
+    #[test]
+    fn create_with_a_deletion_timestamp_is_still_judged() {
+        let mut p = pod(&[true]);
+        p["metadata"]["deletionTimestamp"] = "2026-12-01T10:00:00Z".into();
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, p),
+            None,
+        );
+        assert!(!d.allowed);
+    }
+
+    #[test]
+    fn legacy_ephemeral_containers_body_is_judged() {
+        // What a 1.16–1.21 API server sends for `kubectl debug`: kind EphemeralContainers.
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "EphemeralContainers",
+            "metadata": {"name": "web", "namespace": "team-a"},
+            "ephemeralContainers": [{"name": "debugger", "image": "busybox", "securityContext": {"privileged": true}}]});
+        let mut req = update("", "EphemeralContainers", serde_json::json!({"metadata": {"name": "web"}}), body);
+        req.sub_resource = Some("ephemeralcontainers".into());
+        let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
+        assert!(!d.allowed);
+        assert_eq!(d.violations.len(), 1);
+        assert_eq!(d.violations[0].path.as_str(), "ephemeralContainers[0].securityContext.privileged");
+        // Outside that subresource's request, the kind is nothing podguard reads.
+        let d = evaluate(
+            &set(vec![privileged_policy("p", None)]),
+            &Settings::default(),
+            &request("apps", "EphemeralContainers", Operation::Create, serde_json::json!({})),
+            None,
+        );
+        assert!(matches!(d.outcome, Outcome::Skipped(_)));
     }
 
     #[test]

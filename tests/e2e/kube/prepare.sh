@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Prepares everything the end-to-end suite (run.sh) needs, once per machine:
 #   - apt packages: golang-1.19-go etcd-server rsync jq openssl
-#   - kube-apiserver 1.20, built from Debian's `kubernetes` source package (all Go dependencies
-#     vendored, so no module download) and cached under $PODGUARD_E2E_CACHE/bin
+#   - kube-apiserver and kube-controller-manager 1.20, built in one `make` from Debian's
+#     `kubernetes` source package (all Go dependencies vendored, so no module download) and cached
+#     under $PODGUARD_E2E_CACHE/bin
 #   - kubectl and helm, through scripts/tools.sh
 # Idempotent: a second run finds the cached binary and returns in a second or two.
-# KUBE_APISERVER / ETCD pointing at existing binaries skip the build / the etcd package.
-# Prints `KUBE_APISERVER=...` and `ETCD=...` on stdout as its last lines; progress goes to stderr.
+# KUBE_APISERVER + KUBE_CONTROLLER_MANAGER / ETCD pointing at existing binaries skip the build /
+# the etcd package. Prints `KUBE_APISERVER=...`, `KUBE_CONTROLLER_MANAGER=...` and `ETCD=...` on
+# stdout as its last lines; progress goes to stderr.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -19,6 +21,12 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_() { sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
 
 mkdir -p "$cache/bin"
+# The control-plane binaries this suite runs; both come from one build.
+binaries=(kube-apiserver kube-controller-manager)
+have_binaries() {
+  { [ -n "${KUBE_APISERVER:-}" ] || [ -x "$cache/bin/kube-apiserver" ]; } &&
+    { [ -n "${KUBE_CONTROLLER_MANAGER:-}" ] || [ -x "$cache/bin/kube-controller-manager" ]; }
+}
 # Two prepares at once (two CI jobs, or a developer and CI) must not both build for 7 minutes.
 exec 9>"$cache/.lock"
 flock -w 1800 9 || die "timed out waiting for another prepare.sh holding $cache/.lock"
@@ -30,7 +38,7 @@ for p in golang-1.19-go etcd-server rsync jq openssl; do
     etcd-server) [ -n "${ETCD:-}" ] && continue ;;
     golang-1.19-go)
       # The compiler is only needed when there is something to build.
-      { [ -n "${KUBE_APISERVER:-}" ] || [ -x "$cache/bin/kube-apiserver" ]; } && continue ;;
+      have_binaries && continue ;;
   esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$p")
 done
@@ -53,7 +61,7 @@ enable_deb_src() {
   apt_ update >&2
 }
 
-build_apiserver() {
+build_control_plane() {
   local build="$cache/build"
   rm -rf "$build"
   mkdir -p "$build/home"
@@ -73,7 +81,7 @@ build_apiserver() {
   # Debian's rules build inside a GOPATH whose k8s.io/kubernetes is the source root itself.
   mkdir -p "$build/src/.go/src/k8s.io"
   ln -sfn "$build/src" "$build/src/.go/src/k8s.io/kubernetes"
-  log "building kube-apiserver v$version (several minutes; log: $build/make.log)"
+  log "building ${binaries[*]} v$version (several minutes; log: $build/make.log)"
   local start=$SECONDS
   (
     cd "$build/src/.go/src/k8s.io/kubernetes"
@@ -82,13 +90,16 @@ build_apiserver() {
     env GOPATH="$build/src/.go" PATH="/usr/lib/go-1.19/bin:$PATH" CGO_ENABLED=0 \
       HOME="$build/home" GOCACHE="$build/home/go-build" \
       KUBE_GIT_VERSION="v$version" KUBE_GIT_TREE_STATE=clean KUBE_VERBOSE=1 \
-      make WHAT=cmd/kube-apiserver
-  ) >"$build/make.log" 2>&1 || { tail -n 40 "$build/make.log" >&2; die "kube-apiserver build failed"; }
-  local out="$build/src/_output/local/bin/linux/amd64/kube-apiserver"
-  [ -x "$out" ] || die "build finished but $out is missing"
-  install -m 0755 "$out" "$cache/bin/kube-apiserver.tmp"
-  mv -f "$cache/bin/kube-apiserver.tmp" "$cache/bin/kube-apiserver"
-  log "built in $((SECONDS - start)) s; cached at $cache/bin/kube-apiserver"
+      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+  ) >"$build/make.log" 2>&1 || { tail -n 40 "$build/make.log" >&2; die "control-plane build failed"; }
+  local b out
+  for b in "${binaries[@]}"; do
+    out="$build/src/_output/local/bin/linux/amd64/$b"
+    [ -x "$out" ] || die "build finished but $out is missing"
+    install -m 0755 "$out" "$cache/bin/$b.tmp"
+    mv -f "$cache/bin/$b.tmp" "$cache/bin/$b"
+  done
+  log "built in $((SECONDS - start)) s; cached in $cache/bin"
   # The unpacked tree, objects and Go cache are large; only the binary is worth keeping.
   start=$SECONDS
   log "build tree: $(du -sh "$build" | cut -f1); removing it"
@@ -96,13 +107,12 @@ build_apiserver() {
   log "removed in $((SECONDS - start)) s"
 }
 
-if [ -n "${KUBE_APISERVER:-}" ]; then
-  [ -x "$KUBE_APISERVER" ] || die "KUBE_APISERVER=$KUBE_APISERVER is not an executable"
-  apiserver="$KUBE_APISERVER"
-else
-  [ -x "$cache/bin/kube-apiserver" ] || build_apiserver
-  apiserver="$cache/bin/kube-apiserver"
-fi
+have_binaries || build_control_plane
+apiserver="${KUBE_APISERVER:-$cache/bin/kube-apiserver}"
+controller_manager="${KUBE_CONTROLLER_MANAGER:-$cache/bin/kube-controller-manager}"
+for b in "$apiserver" "$controller_manager"; do
+  [ -x "$b" ] || die "$b is not an executable"
+done
 etcd="${ETCD:-$(command -v etcd || true)}"
 if [ -z "$etcd" ] || [ ! -x "$etcd" ]; then die "etcd not found (install etcd-server or set ETCD)"; fi
 
@@ -112,6 +122,8 @@ source "$repo/scripts/tools.sh"
 for tool in kubectl helm; do command -v "$tool" >/dev/null || die "$tool missing after tools.sh"; done
 
 log "kube-apiserver: $("$apiserver" --version 2>&1 | head -n1)"
+log "kube-controller-manager: $("$controller_manager" --version 2>&1 | head -n1)"
 log "etcd: $("$etcd" --version 2>&1 | head -n1)"
 echo "KUBE_APISERVER=$apiserver"
+echo "KUBE_CONTROLLER_MANAGER=$controller_manager"
 echo "ETCD=$etcd"
