@@ -3,12 +3,15 @@
 #   1. charts/podguard/policies and deploy/podguard.yaml are in step with their sources
 #   2. helm lint --strict with the default values and every charts/podguard/ci/*-values.yaml
 #   3. helm template of the same into target/helm-check/ (kept for inspection)
-#   4. values.schema.json refuses an unknown top-level key and a wrong type
-#   5. tests/e2e/chart.rs: every rendered object is valid for its k8s-openapi type, plus the
+#   4. values.schema.json refuses an unknown top-level key, a wrong type, an unknown
+#      failurePolicy and a bad cert-manager namespace
+#   5. the webhook's failurePolicy follows mode unless set, and cert-manager's namespace is
+#      exempt (webhook and server alike) whenever cert-manager issues the certificate
+#   6. tests/e2e/chart.rs: every rendered object is valid for its k8s-openapi type, plus the
 #      chart's safety properties (webhook wiring, TLS, exemptions, RBAC, policy ConfigMaps)
-#   6. `podguard check` with the restricted policy finds nothing in the rendered chart (the
+#   7. `podguard check` with the restricted policy finds nothing in the rendered chart (the
 #      hostNetwork variant: only its host networking)
-# Env: PODGUARD_BIN (default target/debug/podguard, built by step 5).
+# Env: PODGUARD_BIN (default target/debug/podguard, built by step 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -57,6 +60,48 @@ refused() {
 }
 refused "an unknown top-level key" "additional properties 'replicas' not allowed" --set replicas=3
 refused "a wrong type" "got string, want integer" --set replicaCount=two
+refused "an unknown failurePolicy" "/webhook/failurePolicy" --set webhook.failurePolicy=Open
+refused "a cert-manager namespace that is not a namespace name" "/certManager/namespace" \
+  --set certManager.namespace=Cert_Manager
+
+step "failurePolicy follows mode unless set; cert-manager's namespace is exempt"
+# Fail under warn or audit would only let an outage block pods while refusing nothing; Ignore
+# under enforce would let an outage switch enforcement off.
+failure_policy_is() {
+  local expected=$1 got
+  shift
+  got=$(helm template podguard "$chart" --namespace "$namespace" --show-only templates/webhook.yaml "$@" \
+    | sed -n 's/^ *failurePolicy: *//p')
+  [ "$got" = "$expected" ] || fail "failurePolicy with ${*:-the default values}: got \"$got\", want $expected"
+  echo "failurePolicy $expected: ${*:-default values (mode warn)}"
+}
+failure_policy_is Ignore
+failure_policy_is Fail --set mode=enforce
+failure_policy_is Ignore --set mode=audit
+failure_policy_is Fail --set mode=warn --set webhook.failurePolicy=Fail
+failure_policy_is Ignore --set mode=enforce --set webhook.failurePolicy=Ignore
+
+# exempt yes|no NAMESPACE ARGS...: NAMESPACE is (or is not) both in the webhook's NotIn list and
+# in the server's --exempt-namespaces. The webhook's list is what keeps the API server from
+# waiting on podguard; the server's must agree, so that podguard never judges a namespace the
+# chart promises to leave alone, however the request reached it.
+exempt() {
+  local expected=$1 ns=$2 rendered webhook_list server_list in_webhook=no in_server=no
+  shift 2
+  rendered=$(helm template podguard "$chart" --namespace "$namespace" "$@")
+  webhook_list=$(grep -A2 -- '- key: kubernetes.io/metadata.name' <<<"$rendered" | sed -n 's/^ *values: *//p')
+  server_list=$(sed -n 's/^ *- --exempt-namespaces=//p' <<<"$rendered")
+  [ -n "$webhook_list" ] && [ -n "$server_list" ] || fail "no exempt namespace list rendered (${*:-default values})"
+  [[ $webhook_list == *"\"$ns\""* ]] && in_webhook=yes
+  [[ ,$server_list, == *",$ns,"* ]] && in_server=yes
+  [ "$in_webhook" = "$expected" ] && [ "$in_server" = "$expected" ] \
+    || fail "$ns exempt: want $expected, got webhook NotIn $webhook_list, server --exempt-namespaces=$server_list (${*:-default values})"
+  echo "$ns exempt: $expected (webhook NotIn $webhook_list, server $server_list; ${*:-default values})"
+}
+exempt no cert-manager
+exempt yes cert-manager --set certManager.enabled=true
+exempt yes security-certs --set certManager.enabled=true --set certManager.namespace=security-certs
+exempt no cert-manager --set certManager.enabled=true --set certManager.namespace=security-certs
 
 step "rendered objects against k8s-openapi types, and the chart's properties (tests/e2e/chart.rs)"
 cargo test --test e2e chart:: 2>&1 | tee "$out/cargo-test.log"

@@ -42,6 +42,9 @@ pub enum DecisionLabel {
     Error,
     /// Not an AdmissionReview (HTTP 400).
     Invalid,
+    /// Not decided (HTTP 503): no policy set in force yet, or the namespace's labels could not
+    /// be read. The webhook's `failurePolicy` decides.
+    Unavailable,
 }
 
 impl DecisionLabel {
@@ -63,6 +66,7 @@ impl DecisionLabel {
             Self::Skipped => "skipped",
             Self::Error => "error",
             Self::Invalid => "invalid",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -72,6 +76,11 @@ struct RequestLabels {
     decision: &'static str,
     operation: &'static str,
     kind: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FetchLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -88,6 +97,7 @@ pub struct Metrics {
     duration: Histogram,
     violations: Family<ViolationLabels, Counter>,
     load_errors: Counter,
+    namespace_fetches: Family<FetchLabels, Counter>,
 }
 
 impl Metrics {
@@ -98,6 +108,7 @@ impl Metrics {
         let duration = Histogram::new(DURATION_BUCKETS.iter().copied());
         let violations = Family::<ViolationLabels, Counter>::default();
         let load_errors = Counter::default();
+        let namespace_fetches = Family::<FetchLabels, Counter>::default();
         registry.register(
             "podguard_admission_requests",
             "Admission requests by decision, operation and kind",
@@ -118,8 +129,13 @@ impl Metrics {
             "Policy loads refused (the source's previous policies stayed in force)",
             load_errors.clone(),
         );
+        registry.register(
+            "podguard_namespace_fetches",
+            "Live reads of a namespace the label cache did not hold yet, by result (found, missing, failed)",
+            namespace_fetches.clone(),
+        );
         registry.register_collector(Box::new(PolicyCount(store)));
-        Self { registry, requests, duration, violations, load_errors }
+        Self { registry, requests, duration, violations, load_errors, namespace_fetches }
     }
 
     /// Records one answered admission request.
@@ -141,6 +157,11 @@ impl Metrics {
             self.violations.get_or_create(&labels).inc_by(run as u64);
             rest = &rest[run..];
         }
+    }
+
+    /// Counts one live namespace read by its result (`found`, `missing`, `failed`).
+    pub fn namespace_fetched(&self, result: &'static str) {
+        self.namespace_fetches.get_or_create(&FetchLabels { result }).inc();
     }
 
     /// Counts one refused policy load.

@@ -577,10 +577,16 @@ mod tests {
         let selector = serde_json::json!({"matchLabels": {"app": "web"}});
         let spec = match kind {
             "PodTemplate" => return serde_json::json!({"metadata": {"name": "web"}, "template": template}),
-            "CronJob" => serde_json::json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}),
+            "CronJob" => {
+                serde_json::json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}})
+            }
             "Job" => serde_json::json!({"template": template}),
-            "StatefulSet" => serde_json::json!({"serviceName": "web", "selector": selector, "template": template}),
-            "ReplicationController" => serde_json::json!({"replicas": 3, "selector": {"app": "web"}, "template": template}),
+            "StatefulSet" => {
+                serde_json::json!({"serviceName": "web", "selector": selector, "template": template})
+            }
+            "ReplicationController" => {
+                serde_json::json!({"replicas": 3, "selector": {"app": "web"}, "template": template})
+            }
             _ => serde_json::json!({"replicas": 3, "selector": selector, "template": template}),
         };
         serde_json::json!({"metadata": {"name": "web"}, "spec": spec})
@@ -595,8 +601,16 @@ mod tests {
         }
     }
 
-    const TEMPLATE_KINDS: &[&str] =
-        &["PodTemplate", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
+    const TEMPLATE_KINDS: &[&str] = &[
+        "PodTemplate",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+    ];
 
     #[test]
     fn workload_update_that_leaves_the_template_alone_is_skipped_for_every_kind() {
@@ -667,10 +681,9 @@ mod tests {
     #[test]
     fn a_violating_object_being_deleted_may_drop_its_finalizer() {
         let s = set(vec![privileged_policy("p", None)]);
-        for (group, kind, object) in [
-            ("apps", "Deployment", workload_of("Deployment", &pod(&[true]))),
-            ("", "Pod", pod(&[true])),
-        ] {
+        for (group, kind, object) in
+            [("apps", "Deployment", workload_of("Deployment", &pod(&[true]))), ("", "Pod", pod(&[true]))]
+        {
             let mut old = object;
             old["metadata"]["deletionTimestamp"] = "2026-12-01T10:00:00Z".into();
             old["metadata"]["finalizers"] = serde_json::json!(["foregroundDeletion"]);
@@ -695,7 +708,8 @@ mod tests {
         broken["spec"]["replicas"] = "three".into();
         let d = evaluate(&s, &Settings::default(), &update("apps", "ReplicaSet", broken, new.clone()), None);
         assert_eq!((d.allowed, d.outcome), (false, Outcome::Evaluated));
-        let d = evaluate(&s, &Settings::default(), &request("apps", "ReplicaSet", Operation::Update, new), None);
+        let d =
+            evaluate(&s, &Settings::default(), &request("apps", "ReplicaSet", Operation::Update, new), None);
         assert_eq!((d.allowed, d.outcome), (false, Outcome::Evaluated));
     }
 
@@ -718,7 +732,8 @@ mod tests {
         let body = serde_json::json!({"apiVersion": "v1", "kind": "EphemeralContainers",
             "metadata": {"name": "web", "namespace": "team-a"},
             "ephemeralContainers": [{"name": "debugger", "image": "busybox", "securityContext": {"privileged": true}}]});
-        let mut req = update("", "EphemeralContainers", serde_json::json!({"metadata": {"name": "web"}}), body);
+        let mut req =
+            update("", "EphemeralContainers", serde_json::json!({"metadata": {"name": "web"}}), body);
         req.sub_resource = Some("ephemeralcontainers".into());
         let d = evaluate(&set(vec![privileged_policy("p", None)]), &Settings::default(), &req, None);
         assert!(!d.allowed);

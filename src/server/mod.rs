@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 
 pub use routes::{metrics_router, router};
@@ -46,16 +47,49 @@ pub enum Error {
 
 /// Labels of namespaces, for `podguard.dev/mode` and policies' `namespaceSelector`.
 ///
-/// Called once per admission request, on the request's task: it must answer from memory (a
-/// map lookup and an `Arc` clone), never block or reach the API server. The namespace cache
-/// fills its map from a watch and hands out shared label maps.
+/// [`NamespaceLabels::labels`] is called once per admission request, on the request's task: it
+/// must answer from memory (a map lookup and an `Arc` clone), never block or reach the API
+/// server. The namespace cache fills its map from a watch and hands out shared label maps. Only
+/// when it misses (a namespace created a moment ago, not yet seen by the watch) does the
+/// request wait for [`NamespaceLabels::fetch`].
 pub trait NamespaceLabels: Send + Sync + fmt::Debug {
     /// Labels of `namespace`, or `None` when the namespace is unknown.
     fn labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>>;
 
+    /// After a miss of [`NamespaceLabels::labels`]: a bounded live read of the namespace, or
+    /// `None` when there is nowhere to read it from (no cluster).
+    fn fetch(&self, _namespace: &str) -> Option<BoxFuture<'static, Fetched>> {
+        None
+    }
+
     /// Whether the source has its first full view (gates `/readyz`).
     fn ready(&self) -> bool {
         true
+    }
+}
+
+/// The labels of one namespace, shared.
+pub type Labels = Arc<BTreeMap<String, String>>;
+
+/// What a live read of a namespace found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The namespace exists; its labels (now cached).
+    Labels(Arc<BTreeMap<String, String>>),
+    /// The API server says there is no such namespace.
+    Missing,
+    /// No answer: the reason, for the log and the refusal.
+    Failed(String),
+}
+
+impl Fetched {
+    /// The `result` label of `podguard_namespace_fetches`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Labels(_) => "found",
+            Self::Missing => "missing",
+            Self::Failed(_) => "failed",
+        }
     }
 }
 
@@ -85,6 +119,11 @@ impl Readiness {
     /// Marks the first policy set loaded (every configured source has been read once).
     pub fn policies_loaded(&self) {
         self.policies.store(true, Ordering::Release);
+    }
+
+    /// Whether the first policy set is in force.
+    pub fn has_policies(&self) -> bool {
+        self.policies.load(Ordering::Acquire)
     }
 
     /// What is still missing, if anything.

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::State;
+use super::{Fetched, State};
 use crate::admission::{self, AdmissionRequest, Decision, Outcome, review};
+use crate::context::Operation;
 use crate::metrics::DecisionLabel;
 use crate::policy::{CompiledPolicy, LoadError, Mode, Origin, Severity};
 use crate::telemetry::DECISION_TARGET;
@@ -48,8 +49,16 @@ async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
             return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
     };
+    // Allowing by default while nothing is loaded would let through what any policy refuses;
+    // a 503 leaves the answer to the API server's failurePolicy, which is the operator's choice.
+    if !state.readiness.has_policies() {
+        return unavailable(&state, &request, started, "podguard has no policy set in force yet".into());
+    }
+    let labels = match namespace_labels(&state, &request).await {
+        Ok(labels) => labels,
+        Err(why) => return unavailable(&state, &request, started, why),
+    };
     let policies = state.store.current();
-    let labels = request.namespace.as_deref().and_then(|ns| state.namespaces.labels(ns));
     let decision = admission::evaluate(&policies, &state.settings, &request, labels.as_deref());
     let body = decision.review_json(&request.uid);
     let elapsed = started.elapsed();
@@ -58,6 +67,60 @@ async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
     state.metrics.record_violations(&decision);
     log_decision(&request, &decision, label, elapsed);
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The labels of the request's namespace: from the cache, else read live when the request is one
+/// podguard evaluates. `Err` when they cannot be known: deciding without them could apply the
+/// wrong mode, or miss a policy's `namespaceSelector`.
+async fn namespace_labels(
+    state: &State,
+    request: &AdmissionRequest,
+) -> Result<Option<super::Labels>, String> {
+    let Some(ns) = request.namespace.as_deref().filter(|ns| !ns.is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(labels) = state.namespaces.labels(ns) {
+        return Ok(Some(labels));
+    }
+    let evaluated = matches!(request.operation, Operation::Create | Operation::Update)
+        && !state.settings.exemptions.namespaces.contains(ns);
+    let Some(fetch) = evaluated.then(|| state.namespaces.fetch(ns)).flatten() else {
+        return Ok(None);
+    };
+    let fetched = fetch.await;
+    state.metrics.namespace_fetched(fetched.label());
+    match fetched {
+        Fetched::Labels(labels) => Ok(Some(labels)),
+        Fetched::Missing => Ok(None),
+        Fetched::Failed(why) => {
+            tracing::warn!(namespace = ns, uid = %request.uid, error = %why, "namespace labels unknown; not deciding");
+            Err(format!("podguard cannot read the labels of namespace {ns:?}: {why}"))
+        }
+    }
+}
+
+/// HTTP 503 with a one-line reason: podguard does not decide this request, the webhook's
+/// `failurePolicy` does.
+fn unavailable(state: &State, request: &AdmissionRequest, started: Instant, why: String) -> Response {
+    state.metrics.record(
+        DecisionLabel::Unavailable,
+        Some(request.operation),
+        &request.kind.kind,
+        started.elapsed(),
+    );
+    tracing::warn!(
+        target: DECISION_TARGET,
+        uid = %request.uid,
+        kind = %request.kind.kind,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        name = request.name.as_deref().unwrap_or_default(),
+        operation = request.operation.as_str(),
+        decision = DecisionLabel::Unavailable.as_str(),
+        reason = %why,
+        "decision"
+    );
+    let line = format!("{}; the webhook's failurePolicy decides\n", why.replace(['\n', '\r'], " "));
+    (StatusCode::SERVICE_UNAVAILABLE, line).into_response()
 }
 
 /// The one log line of a decision.
@@ -272,6 +335,104 @@ mod tests {
         s.readiness.policies_loaded();
         let (status, _) = call(router(s, LIMIT), Method::GET, "/readyz", Vec::new()).await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn validate_answers_503_until_the_first_policy_set_is_in_force() {
+        let s = state_with(Arc::new(NoNamespaceLabels), false);
+        let (status, body) =
+            call(router(s.clone(), LIMIT), Method::POST, "/validate", fixture("reviews/pod-violating.json"))
+                .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "podguard has no policy set in force yet; the webhook's failurePolicy decides\n");
+        let text = s.metrics.encode();
+        assert!(
+            text.contains(
+                r#"podguard_admission_requests_total{decision="unavailable",operation="CREATE",kind="Pod"} 1"#
+            ),
+            "{text}"
+        );
+        s.readiness.policies_loaded();
+        let r = review(router(s, LIMIT), "reviews/pod-violating.json").await;
+        assert_eq!(r["allowed"], false);
+    }
+
+    /// A cache that knows no namespace and answers every live read with `fetched`, counting
+    /// the reads.
+    #[derive(Debug)]
+    struct Unseen {
+        fetched: Fetched,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl NamespaceLabels for Unseen {
+        fn labels(&self, _: &str) -> Option<Arc<BTreeMap<String, String>>> {
+            None
+        }
+
+        fn fetch(&self, _: &str) -> Option<futures::future::BoxFuture<'static, Fetched>> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let fetched = self.fetched.clone();
+            Some(Box::pin(async move { fetched }))
+        }
+    }
+
+    fn unseen(fetched: Fetched) -> Arc<Unseen> {
+        Arc::new(Unseen { fetched, reads: Default::default() })
+    }
+
+    #[tokio::test]
+    async fn a_namespace_missing_from_the_cache_is_read_and_its_mode_honoured() {
+        let warn = Arc::new(BTreeMap::from([("podguard.dev/mode".to_owned(), "warn".to_owned())]));
+        let namespaces = unseen(Fetched::Labels(warn));
+        let s = state_with(namespaces.clone(), true);
+        let r = review(router(s.clone(), LIMIT), "reviews/pod-violating.json").await;
+        assert_eq!(r["allowed"], true, "{r}");
+        assert_eq!(namespaces.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(s.metrics.encode().contains(r#"podguard_namespace_fetches_total{result="found"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn a_namespace_that_cannot_be_read_is_not_decided() {
+        let s = state_with(
+            unseen(Fetched::Failed("reading namespace \"x\" took longer than 2000 ms".into())),
+            true,
+        );
+        let (status, body) =
+            call(router(s.clone(), LIMIT), Method::POST, "/validate", fixture("reviews/pod-violating.json"))
+                .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body.lines().count(), 1, "{body}");
+        assert!(body.starts_with("podguard cannot read the labels of namespace "), "{body}");
+        assert!(body.contains("took longer than 2000 ms; the webhook's failurePolicy decides"), "{body}");
+        assert!(s.metrics.encode().contains(r#"podguard_namespace_fetches_total{result="failed"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn a_namespace_that_does_not_exist_is_decided_without_labels() {
+        let s = state_with(unseen(Fetched::Missing), true);
+        let r = review(router(s, LIMIT), "reviews/pod-violating.json").await;
+        assert_eq!(r["allowed"], false, "cluster default mode (enforce) applies");
+    }
+
+    #[tokio::test]
+    async fn exempt_namespaces_and_skipped_operations_read_nothing() {
+        let body = String::from_utf8(fixture("reviews/pod-violating.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let ns = v["request"]["namespace"].as_str().unwrap().to_owned();
+        let namespaces = unseen(Fetched::Failed("must not be read".into()));
+        let mut s = state_with(namespaces.clone(), true);
+        Arc::get_mut(&mut s.0).unwrap().settings.exemptions.namespaces.insert(ns);
+        let r = review(router(s, LIMIT), "reviews/pod-violating.json").await;
+        assert_eq!(r["allowed"], true);
+
+        let mut delete = v.clone();
+        delete["request"]["operation"] = "DELETE".into();
+        let s = state_with(namespaces.clone(), true);
+        let (status, _) =
+            call(router(s, LIMIT), Method::POST, "/validate", delete.to_string().into_bytes()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(namespaces.reads.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[rstest]

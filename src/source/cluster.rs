@@ -111,7 +111,7 @@ pub async fn start(
     let parts = if configmaps.is_some() { 2 } else { 1 };
     let (mut senders, readiness) = Readiness::new(parts);
     let mut tasks = Vec::new();
-    let (namespaces, writer) = super::namespaces::cache();
+    let (namespaces, writer) = super::namespaces::cache(Some(client.clone()));
     if let Some(ns_ready) = senders.pop() {
         tasks.push(tokio::spawn(run_namespaces(client.clone(), writer, ns_ready)));
     }

@@ -69,6 +69,10 @@ struct Inner {
     events: Vec<Value>,
     /// Every request, as `METHOD path?query`.
     requests: Vec<String>,
+    /// Namespaces a GET finds but no list or watch has shown yet (a watch that lags).
+    unseen_namespaces: BTreeMap<String, Value>,
+    /// How long a GET of one namespace takes.
+    get_delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -109,6 +113,7 @@ impl MockApi {
         let shared = Shared { inner: Arc::default(), notices };
         let app = Router::new()
             .route("/api/v1/namespaces", get(namespaces))
+            .route("/api/v1/namespaces/{ns}", get(namespace))
             .route("/api/v1/namespaces/{ns}/configmaps", get(configmaps))
             .route("/apis/events.k8s.io/v1/namespaces/{ns}/events", post(event))
             .route("/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}", patch(event_patch))
@@ -177,6 +182,20 @@ impl MockApi {
             "metadata": {"name": name, "labels": labels,
                 "managedFields": [{"manager": "kubectl", "operation": "Apply"}]}});
         self.write(Resource::Namespaces, Some(ns), None, false);
+    }
+
+    /// A Namespace with `labels` that a GET finds but lists and watches do not show: what a
+    /// client sees in the moment between a namespace's creation and its watch event.
+    pub(crate) fn put_namespace_unseen(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        let ns =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+        self.shared.lock().unseen_namespaces.insert(name.to_owned(), ns);
+    }
+
+    /// Makes every GET of one namespace take `delay`.
+    pub(crate) fn delay_namespace_gets(&self, delay: std::time::Duration) {
+        self.shared.lock().get_delay = delay;
     }
 
     /// Compacts the history: open watches get `410 Gone`, and so does any watch from an older
@@ -313,6 +332,28 @@ async fn namespaces(
 ) -> Response {
     let filter = Filter::new(Resource::Namespaces, None, &q, &headers);
     serve(s, filter, q, "/api/v1/namespaces".into())
+}
+
+async fn namespace(State(s): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let filter = Filter::new(Resource::Namespaces, None, &HashMap::new(), &headers);
+    let (found, delay) = {
+        let mut inner = s.lock();
+        let shape = if filter.metadata_only { " (metadata)" } else { "" };
+        inner.requests.push(format!("GET /api/v1/namespaces/{name}{shape}"));
+        if inner.down {
+            return unavailable();
+        }
+        let watched = inner.objects.get(&(Resource::Namespaces as u8, String::new(), name.clone()));
+        (watched.or(inner.unseen_namespaces.get(&name)).cloned(), inner.get_delay)
+    };
+    tokio::time::sleep(delay).await;
+    match found {
+        Some(ns) => ([("content-type", "application/json")], filter.shape(ns).to_string()).into_response(),
+        None => {
+            let body = status(404, "NotFound", &format!("namespaces \"{name}\" not found")).to_string();
+            (StatusCode::NOT_FOUND, [("content-type", "application/json")], body).into_response()
+        }
+    }
 }
 
 async fn configmaps(

@@ -7,17 +7,25 @@
 //! (`PartialObjectMetadata`), which is all it reads. Like a kube-rs reflector, a relist is built
 //! aside and swapped in whole at its end, so a namespace deleted during an outage disappears and a
 //! request never sees a half-built cache.
+//!
+//! A namespace the watch has not delivered yet (created a moment before its first pod) is read
+//! live on the request's path, as upstream Pod Security Admission does: one metadata GET, at most
+//! [`FETCH_CONCURRENCY`] at a time and [`FETCH_TIMEOUT`] long including the wait for a turn, and
+//! the result is cached until the watch brings the namespace itself.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+
+use crate::server::Fetched;
 
 use super::cluster::{ApiBackoff, log_watch_error};
 
@@ -26,10 +34,27 @@ pub type Labels = Arc<BTreeMap<String, String>>;
 
 type Map = HashMap<String, Labels>;
 
+/// How long a request waits for a live namespace read, its turn included. Well under the
+/// webhook's timeout (5 s in the chart), so that the answer still reaches the API server.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Live namespace reads in flight at once; more requests that miss wait for a turn. A burst of
+/// pods into one new namespace costs a few GETs, not one per pod: a request that gets its turn
+/// first looks in the cache again.
+pub const FETCH_CONCURRENCY: usize = 4;
+
 #[derive(Debug, Default)]
 struct Inner {
     map: RwLock<Map>,
     ready: AtomicBool,
+    fetcher: Option<Fetcher>,
+}
+
+#[derive(Debug)]
+struct Fetcher {
+    api: kube::Api<Namespace>,
+    turns: Semaphore,
+    timeout: Duration,
 }
 
 /// Read side of the namespace cache. Cheap to clone (one `Arc`).
@@ -61,6 +86,36 @@ impl NamespaceCache {
         self.len() == 0
     }
 
+    /// Reads namespace `name` from the API server after a cache miss (see the module doc): its
+    /// labels, cached unless the watch has brought them meanwhile.
+    pub async fn fetch(&self, name: &str) -> Fetched {
+        let Some(f) = &self.inner.fetcher else {
+            return Fetched::Missing;
+        };
+        let read = async {
+            let _turn = f.turns.acquire().await;
+            if let Some(labels) = self.labels(name) {
+                return Ok(Some(labels));
+            }
+            let found = f.api.get_metadata_opt(name).await?;
+            Ok::<_, kube::Error>(found.map(|ns| {
+                let labels = Arc::new(ns.metadata.labels.unwrap_or_default());
+                let mut map = self.inner.map.write().unwrap_or_else(|p| p.into_inner());
+                // The watch is never older than this read once it has the namespace: keep its.
+                map.entry(name.to_owned()).or_insert(labels).clone()
+            }))
+        };
+        match tokio::time::timeout(f.timeout, read).await {
+            Ok(Ok(Some(labels))) => Fetched::Labels(labels),
+            Ok(Ok(None)) => Fetched::Missing,
+            Ok(Err(e)) => Fetched::Failed(format!("reading namespace {name:?} failed: {e}")),
+            Err(_) => Fetched::Failed(format!(
+                "reading namespace {name:?} took longer than {} ms",
+                f.timeout.as_millis()
+            )),
+        }
+    }
+
     /// A ready cache holding exactly these `(name, labels)`, never updated: for tests and for
     /// runs without a cluster.
     pub fn fixed<'a>(namespaces: impl IntoIterator<Item = (&'a str, &'a [(&'a str, &'a str)])>) -> Self {
@@ -71,7 +126,7 @@ impl NamespaceCache {
                 (name.to_owned(), Arc::new(labels))
             })
             .collect();
-        Self { inner: Arc::new(Inner { map: RwLock::new(map), ready: AtomicBool::new(true) }) }
+        Self { inner: Arc::new(Inner { map: RwLock::new(map), ready: AtomicBool::new(true), fetcher: None }) }
     }
 }
 
@@ -83,9 +138,16 @@ pub struct NamespaceWriter {
     relist: Option<Map>,
 }
 
-/// A new, empty, not yet ready cache and its writer.
-pub fn cache() -> (NamespaceCache, NamespaceWriter) {
-    let cache = NamespaceCache::default();
+/// A new, empty, not yet ready cache and its writer; with a client, misses are read live
+/// through it (see [`NamespaceCache::fetch`]).
+pub fn cache(client: Option<kube::Client>) -> (NamespaceCache, NamespaceWriter) {
+    cache_with_timeout(client, FETCH_TIMEOUT)
+}
+
+fn cache_with_timeout(client: Option<kube::Client>, timeout: Duration) -> (NamespaceCache, NamespaceWriter) {
+    let fetcher =
+        client.map(|c| Fetcher { api: kube::Api::all(c), turns: Semaphore::new(FETCH_CONCURRENCY), timeout });
+    let cache = NamespaceCache { inner: Arc::new(Inner { fetcher, ..Inner::default() }) };
     (cache.clone(), NamespaceWriter { cache, relist: None })
 }
 
@@ -163,6 +225,12 @@ impl crate::server::NamespaceLabels for NamespaceCache {
     fn ready(&self) -> bool {
         NamespaceCache::ready(self)
     }
+
+    fn fetch(&self, namespace: &str) -> Option<futures::future::BoxFuture<'static, Fetched>> {
+        self.inner.fetcher.as_ref()?;
+        let (cache, name) = (self.clone(), namespace.to_owned());
+        Some(Box::pin(async move { cache.fetch(&name).await }))
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +262,7 @@ mod tests {
 
     #[test]
     fn relist_is_swapped_in_whole_at_its_end() {
-        let (cache, mut w) = cache();
+        let (cache, mut w) = cache(None);
         w.apply(watcher::Event::Init);
         w.apply(watcher::Event::InitApply(ns("a", &[("x", "1")])));
         // Not visible, nor ready, before the list completes.
@@ -215,7 +283,7 @@ mod tests {
 
     #[test]
     fn watch_events_update_and_delete() {
-        let (cache, mut w) = cache();
+        let (cache, mut w) = cache(None);
         w.apply(watcher::Event::Init);
         w.apply(watcher::Event::InitDone);
         w.apply(watcher::Event::Apply(ns("a", &[("podguard.dev/mode", "warn")])));
@@ -228,5 +296,103 @@ mod tests {
         assert_eq!(before["podguard.dev/mode"], "warn", "a reader's map never changes under it");
         w.apply(watcher::Event::Delete(ns("a", &[])));
         assert!(cache.is_empty());
+    }
+
+    /// A cache whose watch runs against `mock` and has listed it.
+    async fn watched(mock: &crate::source::mock_api::MockApi, timeout: Duration) -> NamespaceCache {
+        let (cache, writer) = cache_with_timeout(Some(mock.client()), timeout);
+        let (ready_tx, mut ready_rx) = watch::channel(false);
+        tokio::spawn(run_namespaces(mock.client(), writer, ready_tx));
+        tokio::time::timeout(Duration::from_secs(5), ready_rx.wait_for(|r| *r)).await.unwrap().unwrap();
+        cache
+    }
+
+    fn gets(mock: &crate::source::mock_api::MockApi, name: &str) -> usize {
+        let get = format!("GET /api/v1/namespaces/{name} (metadata)");
+        mock.requests().iter().filter(|r| **r == get).count()
+    }
+
+    #[tokio::test]
+    async fn a_namespace_the_watch_has_not_shown_is_read_live_once_and_cached() {
+        let mock = crate::source::mock_api::MockApi::start().await;
+        let cache = watched(&mock, FETCH_TIMEOUT).await;
+        mock.put_namespace_unseen("brand-new", &[("podguard.dev/mode", "audit")]);
+        assert!(cache.labels("brand-new").is_none());
+        let fetched = cache.fetch("brand-new").await;
+        let Fetched::Labels(labels) = fetched else { panic!("{fetched:?}") };
+        assert_eq!(labels["podguard.dev/mode"], "audit");
+        assert_eq!(cache.labels("brand-new").unwrap()["podguard.dev/mode"], "audit");
+        assert_eq!(gets(&mock, "brand-new"), 1, "metadata only, once");
+        // A lookup that finds it cached asks nothing.
+        assert!(matches!(cache.fetch("brand-new").await, Fetched::Labels(_)));
+        assert_eq!(gets(&mock, "brand-new"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_that_does_not_exist_is_missing_and_not_cached() {
+        let mock = crate::source::mock_api::MockApi::start().await;
+        let cache = watched(&mock, FETCH_TIMEOUT).await;
+        assert_eq!(cache.fetch("nowhere").await, Fetched::Missing);
+        assert!(cache.labels("nowhere").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_slow_or_failing_api_server_is_a_failure_within_the_timeout() {
+        let mock = crate::source::mock_api::MockApi::start().await;
+        let cache = watched(&mock, Duration::from_millis(200)).await;
+        mock.put_namespace_unseen("slow", &[]);
+        mock.delay_namespace_gets(Duration::from_secs(5));
+        let started = std::time::Instant::now();
+        let fetched = cache.fetch("slow").await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(fetched, Fetched::Failed("reading namespace \"slow\" took longer than 200 ms".into()));
+        assert!(cache.labels("slow").is_none());
+
+        mock.delay_namespace_gets(Duration::ZERO);
+        mock.set_down(true);
+        // kube's client retries a 503 with backoff, so this may end either way, but it ends.
+        let started = std::time::Instant::now();
+        let Fetched::Failed(why) = cache.fetch("slow").await else { panic!("not a failure") };
+        assert!(why.starts_with("reading namespace \"slow\" "), "{why}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_a_few_reads() {
+        let mock = crate::source::mock_api::MockApi::start().await;
+        let cache = watched(&mock, FETCH_TIMEOUT).await;
+        mock.put_namespace_unseen("burst", &[]);
+        mock.delay_namespace_gets(Duration::from_millis(100));
+        let all = (0..40).map(|_| {
+            let c = cache.clone();
+            tokio::spawn(async move { c.fetch("burst").await })
+        });
+        for r in futures::future::join_all(all).await {
+            assert!(matches!(r.unwrap(), Fetched::Labels(_)));
+        }
+        // The first turns read; every later one finds the cache filled.
+        assert!(gets(&mock, "burst") <= FETCH_CONCURRENCY, "{}", gets(&mock, "burst"));
+    }
+
+    #[tokio::test]
+    async fn the_watch_wins_over_a_live_read() {
+        let mock = crate::source::mock_api::MockApi::start().await;
+        let cache = watched(&mock, FETCH_TIMEOUT).await;
+        mock.put_namespace_unseen("team", &[("podguard.dev/mode", "audit")]);
+        assert!(matches!(cache.fetch("team").await, Fetched::Labels(_)));
+        // The namespace's label changes; the watch brings the new state and it replaces the read.
+        mock.put_namespace("team", &[("podguard.dev/mode", "enforce")]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while cache.labels("team").unwrap()["podguard.dev/mode"] != "enforce" {
+            assert!(std::time::Instant::now() < deadline, "watch event not applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_client_nothing_is_fetched() {
+        let cache = NamespaceCache::fixed([]);
+        assert!(crate::server::NamespaceLabels::fetch(&cache, "x").is_none());
+        assert_eq!(cache.fetch("x").await, Fetched::Missing);
     }
 }

@@ -1,7 +1,7 @@
 //! The Helm chart (charts/podguard) and deploy/podguard.yaml: every rendered object is valid for
 //! its Kubernetes type (see `render`), and the properties that keep a cluster safe hold: the
-//! webhook reaches the Service over TLS it can verify, fails closed but never for kube-system or
-//! podguard's own namespace, the pod meets Pod Security "restricted", RBAC is what `serve`
+//! webhook reaches the Service over TLS it can verify, fails closed exactly when it enforces and
+//! never calls for kube-system or podguard's own namespace, the pod meets Pod Security "restricted", RBAC is what `serve`
 //! needs and no more, the policy library becomes labelled ConfigMaps, and the generated
 //! certificate survives upgrades until it nears expiry.
 //!
@@ -134,9 +134,31 @@ fn webhook_never_calls_for_exempt_namespaces(#[case] set: &[&str], #[case] exemp
     assert!(args(&rendered).contains(&format!("--exempt-namespaces={}", exempt.join(","))));
 }
 
+#[rstest]
+#[case::warn_by_default(&[], "Ignore")]
+#[case::audit(&["--set", "mode=audit"], "Ignore")]
+#[case::enforce(&["--set", "mode=enforce"], "Fail")]
+#[case::warn_but_told_to_fail(&["--set", "mode=warn", "--set", "webhook.failurePolicy=Fail"], "Fail")]
+#[case::enforce_but_told_to_ignore(&["--set", "mode=enforce", "--set", "webhook.failurePolicy=Ignore"], "Ignore")]
+fn failure_policy_follows_the_mode_unless_set(#[case] set: &[&str], #[case] expected: &str) {
+    let hook = webhook(&render(set));
+    assert_eq!(hook.failure_policy.as_deref(), Some(expected));
+}
+
 #[test]
-fn webhook_fails_closed_on_pods_and_every_workload() {
-    let rendered = render(&[]);
+fn cert_manager_namespace_is_exempt_when_cert_manager_issues_the_certificate() {
+    let rendered = render(&["--set", "certManager.enabled=true"]);
+    let selector = webhook(&rendered).namespace_selector.unwrap();
+    let expressions = serde_json::to_value(selector.match_expressions.unwrap()).unwrap();
+    let exempt = expressions[0]["values"].as_array().unwrap();
+    assert!(exempt.contains(&json!("cert-manager")), "{expressions}");
+    let flag = args(&rendered).into_iter().find(|a| a.starts_with("--exempt-namespaces=")).unwrap();
+    assert!(flag.split(['=', ',']).any(|n| n == "cert-manager"), "{flag}");
+}
+
+#[test]
+fn webhook_covers_pods_and_every_workload() {
+    let rendered = render(&["--set", "mode=enforce"]);
     let hook = webhook(&rendered);
     assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
     assert_eq!(hook.timeout_seconds, Some(5));

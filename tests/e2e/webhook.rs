@@ -90,6 +90,98 @@ async fn ephemeral_container_update_is_evaluated() {
     assert!(msg.contains("spec.ephemeralContainers[0].securityContext.readOnlyRootFilesystem"), "{msg}");
 }
 
+/// The violating Deployment fixture turned into an UPDATE of `kind` (Deployment or ReplicaSet)
+/// from the fixture's object to what `change` makes of it.
+fn workload_update(kind: &str, change: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(&fixture("reviews/deployment-violating.json")).unwrap();
+    let req = &mut review["request"];
+    req["operation"] = "UPDATE".into();
+    req["kind"]["kind"] = kind.into();
+    req["object"]["kind"] = kind.into();
+    req["oldObject"] = req["object"].clone();
+    change(&mut req["object"]);
+    serde_json::to_vec(&review).unwrap()
+}
+
+#[rstest]
+#[case::replicaset_scaled_to_zero("ReplicaSet", |o: &mut Value| o["spec"]["replicas"] = 0.into())]
+#[case::deployment_annotated("Deployment", |o: &mut Value| o["metadata"]["annotations"] = serde_json::json!({"team": "x"}))]
+#[case::finalizer_dropped_while_deleted("ReplicaSet", |o: &mut Value| {
+    o["metadata"]["deletionTimestamp"] = "2026-12-01T10:00:00Z".into();
+    o["metadata"]["finalizers"] = serde_json::json!([]);
+})]
+#[tokio::test]
+async fn violating_workload_updates_that_leave_the_pods_alone_are_allowed(
+    #[case] kind: &str,
+    #[case] change: fn(&mut Value),
+) {
+    let w = Webhook::start();
+    let r = w.review_body(workload_update(kind, change)).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(r.get("warnings").is_none() && r.get("status").is_none(), "{r}");
+    let line = w.wait_for_log("\"decision\":\"skipped\"").await;
+    assert!(line.contains(&format!("{kind} ")), "{line}");
+}
+
+#[tokio::test]
+async fn deployment_update_to_another_violating_image_is_denied() {
+    let w = Webhook::start();
+    let body = workload_update("Deployment", |o| {
+        o["spec"]["template"]["spec"]["containers"][0]["image"] = "docker.io/library/nginx".into();
+    });
+    let r = w.review_body(body).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"].as_str().unwrap().contains("spec.template.spec.containers[0].image"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn legacy_ephemeral_containers_body_is_judged() {
+    // What `kubectl debug` makes a 1.16–1.21 API server send.
+    let mut review: Value = serde_json::from_slice(&fixture("reviews/pod-ephemeral-container.json")).unwrap();
+    let req = &mut review["request"];
+    req["kind"]["kind"] = "EphemeralContainers".into();
+    let pod = req["object"].clone();
+    let legacy = |pod: &Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "EphemeralContainers", "metadata": pod["metadata"],
+            "ephemeralContainers": pod["spec"]["ephemeralContainers"].as_array().cloned().unwrap_or_default()})
+    };
+    req["object"] = legacy(&pod);
+    req["oldObject"] = legacy(&req["oldObject"].clone());
+    let r = w_review(review).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("[no-latest-tag/explicit-tag] ephemeralContainers[0].image: "), "{msg}");
+}
+
+async fn w_review(review: Value) -> Value {
+    Webhook::start().review_body(serde_json::to_vec(&review).unwrap()).await
+}
+
+#[tokio::test]
+async fn before_the_first_policy_set_validate_answers_503() {
+    // An API server that is not there: the policy ConfigMaps never list.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let w = Launch::new().args(&["--configmaps"]).env("KUBECONFIG", kubeconfig.to_str().unwrap()).start();
+    let (status, body) = w.post(fixture("reviews/pod-compliant.json")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "podguard has no policy set in force yet; the webhook's failurePolicy decides\n");
+    let ready = w.client().get(w.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
+
 #[rstest]
 #[case::unchanged_spec_update("reviews/pod-update-labels-only.json")]
 #[case::delete("reviews/pod-delete.json")]

@@ -63,10 +63,33 @@ app.kubernetes.io/part-of: podguard
 - {{ $svc }}
 {{- end -}}
 
-{{/* Exempt namespaces: the configured ones plus, always, the release namespace. */}}
+{{/*
+Exempt namespaces: the configured ones plus, always, the release namespace, and cert-manager's
+when it issues the serving certificate: otherwise an expired certificate would take podguard
+down and, under failurePolicy Fail, keep the cert-manager pods that renew it from starting.
+*/}}
 {{- define "podguard.exemptNamespaces" -}}
 {{- $all := append (.Values.exemptions.namespaces | default list) .Release.Namespace -}}
+{{- if .Values.certManager.enabled -}}
+{{- /* default: `helm upgrade --reuse-values` from a release made before this value existed. */ -}}
+{{- $all = append $all (.Values.certManager.namespace | default "cert-manager") -}}
+{{- end -}}
 {{- toJson (uniq $all) -}}
+{{- end -}}
+
+{{/*
+The webhook's failurePolicy: webhook.failurePolicy if set, else Fail only when the cluster default
+is enforce. Under warn or audit the cluster default refuses nothing, so failing closed would let a
+podguard outage block pods in exchange for nothing.
+*/}}
+{{- define "podguard.failurePolicy" -}}
+{{- if .Values.webhook.failurePolicy -}}
+{{- .Values.webhook.failurePolicy -}}
+{{- else if eq .Values.mode "enforce" -}}
+Fail
+{{- else -}}
+Ignore
+{{- end -}}
 {{- end -}}
 
 {{- define "podguard.image" -}}
