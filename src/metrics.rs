@@ -131,7 +131,7 @@ impl Metrics {
         );
         registry.register(
             "podguard_namespace_fetches",
-            "Live reads of a namespace the label cache did not hold yet, by result (found, missing, failed)",
+            "Requests that missed the namespace label cache and looked the namespace up live, by result (found, missing, failed)",
             namespace_fetches.clone(),
         );
         registry.register_collector(Box::new(PolicyCount(store)));

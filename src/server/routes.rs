@@ -82,7 +82,10 @@ async fn namespace_labels(
     if let Some(labels) = state.namespaces.labels(ns) {
         return Ok(Some(labels));
     }
+    let kind = &request.kind;
     let evaluated = matches!(request.operation, Operation::Create | Operation::Update)
+        && (crate::object::group_of(&kind.kind) == Some(kind.group.as_str())
+            || kind.kind == crate::object::LEGACY_EPHEMERAL_KIND)
         && !state.settings.exemptions.namespaces.contains(ns);
     let Some(fetch) = evaluated.then(|| state.namespaces.fetch(ns)).flatten() else {
         return Ok(None);
