@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Prepares everything the end-to-end suite (run.sh) needs, once per machine:
 #   - apt packages: golang-1.19-go etcd-server rsync jq openssl
-#   - kube-apiserver and kube-controller-manager 1.20, built in one `make` from Debian's
+#   - kube-apiserver, kube-controller-manager and kubectl 1.20, built in one `make` from Debian's
 #     `kubernetes` source package (all Go dependencies vendored, so no module download) and cached
-#     under $PODGUARD_E2E_CACHE/bin
+#     under $PODGUARD_E2E_CACHE/bin (kubectl as kubectl-1.20: the suite's own kubectl is current;
+#     the old one is for `kubectl debug`, whose request shape changed in 1.22)
 #   - kubectl and helm, through scripts/tools.sh
 # Idempotent: a second run finds the cached binary and returns in a second or two.
-# KUBE_APISERVER + KUBE_CONTROLLER_MANAGER / ETCD pointing at existing binaries skip the build /
-# the etcd package. Prints `KUBE_APISERVER=...`, `KUBE_CONTROLLER_MANAGER=...` and `ETCD=...` on
-# stdout as its last lines; progress goes to stderr.
+# KUBE_APISERVER + KUBE_CONTROLLER_MANAGER + KUBECTL_1_20 / ETCD pointing at existing binaries
+# skip the build / the etcd package. Prints `KUBE_APISERVER=...`, `KUBE_CONTROLLER_MANAGER=...`,
+# `KUBECTL_1_20=...` and `ETCD=...` on stdout as its last lines; progress goes to stderr.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -22,10 +23,11 @@ apt_() { sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout
 
 mkdir -p "$cache/bin"
 # The control-plane binaries this suite runs; both come from one build.
-binaries=(kube-apiserver kube-controller-manager)
+binaries=(kube-apiserver kube-controller-manager kubectl)
 have_binaries() {
   { [ -n "${KUBE_APISERVER:-}" ] || [ -x "$cache/bin/kube-apiserver" ]; } &&
-    { [ -n "${KUBE_CONTROLLER_MANAGER:-}" ] || [ -x "$cache/bin/kube-controller-manager" ]; }
+    { [ -n "${KUBE_CONTROLLER_MANAGER:-}" ] || [ -x "$cache/bin/kube-controller-manager" ]; } &&
+    { [ -n "${KUBECTL_1_20:-}" ] || [ -x "$cache/bin/kubectl-1.20" ]; }
 }
 # Two prepares at once (two CI jobs, or a developer and CI) must not both build for 7 minutes.
 exec 9>"$cache/.lock"
@@ -90,14 +92,16 @@ build_control_plane() {
     env GOPATH="$build/src/.go" PATH="/usr/lib/go-1.19/bin:$PATH" CGO_ENABLED=0 \
       HOME="$build/home" GOCACHE="$build/home/go-build" \
       KUBE_GIT_VERSION="v$version" KUBE_GIT_TREE_STATE=clean KUBE_VERBOSE=1 \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kubectl"
   ) >"$build/make.log" 2>&1 || { tail -n 40 "$build/make.log" >&2; die "control-plane build failed"; }
-  local b out
+  local b out name
   for b in "${binaries[@]}"; do
     out="$build/src/_output/local/bin/linux/amd64/$b"
     [ -x "$out" ] || die "build finished but $out is missing"
-    install -m 0755 "$out" "$cache/bin/$b.tmp"
-    mv -f "$cache/bin/$b.tmp" "$cache/bin/$b"
+    name=$b
+    [ "$b" = kubectl ] && name=kubectl-1.20
+    install -m 0755 "$out" "$cache/bin/$name.tmp"
+    mv -f "$cache/bin/$name.tmp" "$cache/bin/$name"
   done
   log "built in $((SECONDS - start)) s; cached in $cache/bin"
   # The unpacked tree, objects and Go cache are large; only the binary is worth keeping.
@@ -110,7 +114,8 @@ build_control_plane() {
 have_binaries || build_control_plane
 apiserver="${KUBE_APISERVER:-$cache/bin/kube-apiserver}"
 controller_manager="${KUBE_CONTROLLER_MANAGER:-$cache/bin/kube-controller-manager}"
-for b in "$apiserver" "$controller_manager"; do
+kubectl_old="${KUBECTL_1_20:-$cache/bin/kubectl-1.20}"
+for b in "$apiserver" "$controller_manager" "$kubectl_old"; do
   [ -x "$b" ] || die "$b is not an executable"
 done
 etcd="${ETCD:-$(command -v etcd || true)}"
@@ -123,7 +128,9 @@ for tool in kubectl helm; do command -v "$tool" >/dev/null || die "$tool missing
 
 log "kube-apiserver: $("$apiserver" --version 2>&1 | head -n1)"
 log "kube-controller-manager: $("$controller_manager" --version 2>&1 | head -n1)"
+log "kubectl-1.20: $("$kubectl_old" version --client --short 2>&1 | head -n1)"
 log "etcd: $("$etcd" --version 2>&1 | head -n1)"
 echo "KUBE_APISERVER=$apiserver"
 echo "KUBE_CONTROLLER_MANAGER=$controller_manager"
+echo "KUBECTL_1_20=$kubectl_old"
 echo "ETCD=$etcd"

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# End-to-end suite: podguard against a real kube-apiserver (1.20, built by prepare.sh).
+# End-to-end suite: podguard against a real control plane (kube-apiserver and
+# kube-controller-manager 1.20, built by prepare.sh).
 #
 # Starts etcd and kube-apiserver on free loopback ports inside a temp dir, starts
 # `podguard serve --configmaps` against it with a self-signed certificate, registers podguard as a
-# ValidatingWebhookConfiguration, and runs the scenarios below through kubectl. Whatever happens,
-# every process it started is stopped by PID and the temp dir is removed (EXIT trap).
+# ValidatingWebhookConfiguration (by URL on 127.0.0.1, never by Service), starts
+# kube-controller-manager (deployment, replicaset, namespace and garbage-collector controllers),
+# and runs the scenarios below through kubectl. There is no kubelet: pods are stored, never run.
+# Whatever happens, every process it started is stopped by PID and the temp dir is removed (EXIT
+# trap).
 #
 #   tests/e2e/kube/run.sh                      # everything
 #   E2E_ONLY_CLUSTER=1 tests/e2e/kube/run.sh   # the cluster smoke test (+ chart check), no podguard
 #
 # Environment: PODGUARD_BIN (default target/debug/podguard), PODGUARD_CHART (default
-# charts/podguard), KUBE_APISERVER and ETCD (existing binaries; skip the build),
+# charts/podguard), KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL_1_20 and ETCD (existing
+# binaries; skip the build),
 # PODGUARD_E2E_CACHE (default ~/.cache/podguard-e2e), E2E_KEEP=1 (keep the temp dir and its logs),
 # E2E_ONLY_CLUSTER=1. The last line is `e2e: N passed, M failed`; the exit status is non-zero
 # when anything failed.
@@ -45,7 +50,7 @@ stop_pid() {
 
 show_logs() {
   local f
-  for f in podguard.out podguard.err kube-apiserver.log etcd.log; do
+  for f in podguard.out podguard.err kube-controller-manager.log kube-apiserver.log etcd.log; do
     [ -s "$tmp/$f" ] || continue
     log "--- last lines of $f"
     tail -n 25 "$tmp/$f" | sed 's/^/  | /'
@@ -57,7 +62,7 @@ cleanup() {
   trap - EXIT INT TERM
   [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1 # an unexpected abort is a failure too
   [ "$failed" -gt 0 ] && [ -n "$tmp" ] && show_logs
-  # Reverse start order: podguard, then the API server, then etcd.
+  # Reverse start order: the controller manager, podguard, the API server, etcd.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     if ! stop_pid "${pids[$i]}"; then
       log "cleanup: process ${pids[$i]} survived SIGKILL"
@@ -462,6 +467,206 @@ scenario_chart_dry_run() {
   log "  $objects objects accepted"
 }
 
+# --- scenarios on the control plane (kube-controller-manager running) ------------------------
+
+# deployment_yaml NAME IMAGE PRIVILEGED: one replica, Recreate: with no kubelet no pod ever becomes
+# ready, so a rolling update would wait forever for the new pod; Recreate scales the old
+# ReplicaSet to 0 first (its unscheduled pods are deleted at once), then the new one up.
+deployment_yaml() {
+  cat <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1}
+spec:
+  replicas: 1
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec:
+      containers:
+        - name: app
+          image: $2
+          securityContext: {privileged: $3}
+EOF
+}
+
+# replicasets_of NS NAME: `image spec.replicas status.replicas` of each ReplicaSet of NAME, sorted.
+replicasets_of() {
+  k get rs -n "$1" -l "app=$2" -o json
+  [ "$RC" -eq 0 ] || return 1
+  jq -r '.items[] | "\(.spec.template.spec.containers[0].image) \(.spec.replicas) \(.status.replicas // 0)"' <<<"$OUT" | sort
+}
+# replicasets_are NS NAME EXPECTED: replicasets_of prints exactly EXPECTED.
+replicasets_are() {
+  local got
+  got=$(replicasets_of "$1" "$2") || return 1
+  [ "$got" = "$3" ]
+}
+# pods_of NS NAME: how many Pods of NAME exist.
+pods_of() {
+  k get pods -n "$1" -l "app=$2" -o name
+  [ "$RC" -eq 0 ] || return 1
+  grep -c . <<<"$OUT" || true
+}
+# set_mode NS MODE: labels the namespace and waits (10 s at most) until podguard decides by it: a
+# privileged pod is refused (enforce) or admitted (warn, audit) in a server-side dry run.
+set_mode() {
+  local ns=$1 mode=$2 probe
+  k label namespace "$ns" "podguard.dev/mode=$mode" --overwrite
+  expect_ok "label $ns mode=$mode"
+  probe=$(pod_privileged probe)
+  if [ "$mode" = enforce ]; then
+    wait_until 10 dry_run_denied_by pod-security-baseline "$ns" "$probe" || bad "$ns not enforced after 10 s"
+  else
+    wait_until 10 dry_run_allowed "$ns" "$probe" || bad "$ns still enforced after 10 s"
+  fi
+}
+# violating_deployment_in_enforce NS NAME: a Deployment NAME in NS whose template breaks the
+# baseline policy, created while NS was in warn mode (its ReplicaSet and Pod are created too),
+# after which NS is switched to enforce.
+violating_deployment_in_enforce() {
+  local ns=$1 name=$2
+  namespace "$ns" podguard.dev/mode=warn
+  k_in "$(deployment_yaml "$name" registry.example/app:1.0 true)" apply -n "$ns" -f -
+  expect_ok "create the violating Deployment in warn mode"
+  expect_match '^Warning: .*pod-security-baseline'
+  wait_until 30 replicasets_are "$ns" "$name" "registry.example/app:1.0 1 1" ||
+    { OUT=$(replicasets_of "$ns" "$name"); bad "the controller did not create the ReplicaSet and its Pod"; }
+  set_mode "$ns" enforce
+}
+# decisions NS KIND OPERATION: podguard's decision lines for that namespace, kind and operation,
+# one JSON object per line.
+decisions() {
+  grep -F '"decision"' "$tmp/podguard.out" 2>/dev/null | grep -F "$1" |
+    jq -R -c --arg ns "$1" --arg kind "$2" --arg op "$3" \
+      'fromjson? // empty | [.. | objects | select(has("decision") and .namespace == $ns and .kind == $kind and .operation == $op)] | .[]' 2>/dev/null
+}
+# decided NS KIND OPERATION JQ_FILTER: some decision line of decisions() matches the filter.
+decided() {
+  decisions "$1" "$2" "$3" | jq -e -s "any(.[]; $4)" >/dev/null
+}
+
+# 11. A Deployment whose template breaks an enforce-mode policy, admitted before its namespace
+#     enforced, is updated to a compliant template: the rollout completes. The controller scales
+#     the old (violating) ReplicaSet to 0 by UPDATE, which podguard must allow.
+scenario_rollout_fixing_a_violation() {
+  local ns=e2e-rollout
+  violating_deployment_in_enforce "$ns" web
+  k_in "$(deployment_yaml web registry.example/app:1.1 false)" apply -n "$ns" -f -
+  expect_ok "the compliant template is admitted"
+  expect_lacks "Warning:"
+  local want="registry.example/app:1.0 0 0
+registry.example/app:1.1 1 1"
+  wait_until 60 replicasets_are "$ns" web "$want" ||
+    { OUT=$(replicasets_of "$ns" web); bad "rollout did not complete in 60 s (image, spec and status replicas per ReplicaSet above)"; }
+  [ "$(pods_of "$ns" web)" = 1 ] || bad "expected exactly the new Pod"
+  k get deployment web -n "$ns" -o jsonpath='{.status.updatedReplicas}/{.metadata.generation}/{.status.observedGeneration}'
+  [ "$OUT" = 1/2/2 ] || bad "updatedReplicas/generation/observedGeneration is $OUT, expected 1/2/2"
+  # The scale-down was an UPDATE podguard saw and let through unjudged.
+  decided "$ns" ReplicaSet UPDATE '.decision == "skipped" and .allowed == true and (.reason | test("does not change its pod template"))' ||
+    { OUT=$(decisions "$ns" ReplicaSet UPDATE); bad "no skipped ReplicaSet UPDATE in podguard's decision log"; }
+}
+
+# 12. The same kind of Deployment updated to another violating template is refused at apply, with
+#     the violation, and nothing changes: no new generation, no new ReplicaSet.
+scenario_violating_update_refused() {
+  local ns=e2e-refuse
+  violating_deployment_in_enforce "$ns" web
+  k_in "$(deployment_yaml web registry.example/app:2.0 true)" apply -n "$ns" -f -
+  expect_denied pod-security-baseline/pss "spec.template.spec.containers[0].securityContext.privileged"
+  k get deployment web -n "$ns" -o jsonpath='{.metadata.generation} {.spec.template.spec.containers[0].image}'
+  [ "$OUT" = "1 registry.example/app:1.0" ] || bad "the Deployment changed: generation and image are '$OUT'"
+  sleep 1 # room for a controller that would (wrongly) act on a change
+  replicasets_are "$ns" web "registry.example/app:1.0 1 1" ||
+    { OUT=$(replicasets_of "$ns" web); bad "the ReplicaSets changed"; }
+}
+
+# 13. A compliant Deployment: the ReplicaSet the controller creates is admitted, and so is the
+#     Pod the ReplicaSet controller creates; both went through podguard (its decision log).
+scenario_controller_objects_are_judged() {
+  local ns=e2e-controllers kind
+  namespace "$ns"
+  k_in "$(deployment_yaml web registry.example/app:1.0 false)" apply -n "$ns" -f -
+  expect_ok "compliant Deployment"
+  wait_until 30 replicasets_are "$ns" web "registry.example/app:1.0 1 1" ||
+    { OUT=$(replicasets_of "$ns" web); bad "ReplicaSet or Pod not created"; }
+  for kind in ReplicaSet Pod; do
+    wait_until 5 decided "$ns" "$kind" CREATE '.decision == "allowed"' ||
+      { OUT=$(decisions "$ns" "$kind" CREATE); bad "no allowed $kind CREATE in podguard's decision log"; }
+  done
+}
+
+# 14. Deleting what violates, in an enforce namespace: a foreground deletion (the garbage
+#     collector removes its finalizer by UPDATE) and then the whole namespace both complete.
+scenario_deletion_completes() {
+  local ns=e2e-delete
+  violating_deployment_in_enforce "$ns" web
+  k delete deployment web -n "$ns" --cascade=foreground --wait=true --timeout=60s
+  expect_ok "foreground deletion of the violating Deployment"
+  k get rs -n "$ns" -l app=web -o name
+  [ -z "$OUT" ] || bad "ReplicaSets left behind"
+  # A second violating workload for the namespace deletion to clear.
+  set_mode "$ns" warn
+  k_in "$(deployment_yaml web2 registry.example/app:1.0 true)" create -n "$ns" -f -
+  expect_ok "second violating Deployment (warn)"
+  wait_until 30 replicasets_are "$ns" web2 "registry.example/app:1.0 1 1" ||
+    { OUT=$(replicasets_of "$ns" web2); bad "web2 not rolled out"; }
+  set_mode "$ns" enforce
+  k delete namespace "$ns" --wait=true --timeout=90s
+  expect_ok "namespace deletion"
+  k get namespace "$ns"
+  expect_fail "the namespace must be gone"
+  expect_has "NotFound"
+}
+
+# 15. A namespace created and used at once (one kubectl call, the Pod right after the Namespace):
+#     its podguard.dev/mode=audit label already applies to that first pod, which the cluster
+#     default (enforce) would refuse.
+scenario_new_namespace_label_honoured() {
+  local ns=e2e-fresh fetches
+  k_in "apiVersion: v1
+kind: Namespace
+metadata:
+  name: $ns
+  labels: {e2e.podguard.dev/suite: \"true\", podguard.dev/mode: audit}
+---
+$(pod_privileged first | sed "s/^metadata: {/metadata: {namespace: $ns, /")" apply -f -
+  expect_ok "namespace and first pod in one go"
+  expect_has "pod/first created"
+  wait_until 5 decision_logged "$ns" first || bad "no decision line for $ns/first"
+  OUT=$(grep -F '"decision"' "$tmp/podguard.out" | grep -F "$ns")
+  expect_has "pod-security-baseline/pss=audit"
+  fetches=$(curl -sf --max-time 5 "http://127.0.0.1:$metrics_port/metrics" | grep '^podguard_namespace_fetches_total' || true)
+  log "  live namespace reads so far: ${fetches:-none (the watch was first)}"
+}
+
+# 16. `kubectl debug` on a pod in an enforce namespace is judged: a debug container that breaks an
+#     enforce-mode restricted policy is refused with its field named, and added once the policy is
+#     gone. It is kubectl 1.20's own debug (current kubectl cannot speak to a 1.20 server's
+#     ephemeralcontainers subresource), so the webhook gets the pre-1.22 EphemeralContainers body.
+scenario_kubectl_debug_judged() {
+  local ns=e2e-debug
+  namespace "$ns"
+  k_in "$(pod_plain target)" create -n "$ns" -f -
+  expect_ok "target pod"
+  apply_policy_and_wait e2e-debug-restricted enforce restricted "$ns"
+  kubectl_debug target -n "$ns" --image=registry.example/debug:1.0 -c dbg-refused
+  expect_fail "a debug container that breaks the restricted policy"
+  expect_has "admission webhook \"$WEBHOOK_NAME\" denied the request"
+  expect_match '\[e2e-debug-restricted/pss\] ephemeralContainers\[0\]\.securityContext\.runAsNonRoot: '
+  delete_policy e2e-debug-restricted
+  wait_until 10 dry_run_allowed "$ns" "$(pod_plain probe)" || bad "restricted policy still enforced after 10 s"
+  kubectl_debug target -n "$ns" --image=registry.example/debug:1.0 -c dbg
+  expect_ok "a baseline debug container"
+  k get pod target -n "$ns" -o jsonpath='{.spec.ephemeralContainers[*].name}'
+  [ "$OUT" = dbg ] || bad "ephemeral containers of the pod: '$OUT', expected 'dbg'"
+}
+# kubectl_debug ARGS...: `kubectl debug` of kubectl 1.20; OUT and RC as k() sets them.
+kubectl_debug() {
+  OUT=$("$KUBECTL_1_20" --request-timeout=30s debug "$@" 2>&1) && RC=0 || RC=$?
+}
+
 run_scenario() { # NAME FUNCTION
   log "--- $1"
   local start=$SECONDS
@@ -486,6 +691,8 @@ run_scenario() { # NAME FUNCTION
 log "--- prepare"
 prep=$("$here/prepare.sh") || die "prepare.sh failed"
 KUBE_APISERVER=$(sed -n 's/^KUBE_APISERVER=//p' <<<"$prep")
+KUBE_CONTROLLER_MANAGER=$(sed -n 's/^KUBE_CONTROLLER_MANAGER=//p' <<<"$prep")
+KUBECTL_1_20=$(sed -n 's/^KUBECTL_1_20=//p' <<<"$prep")
 ETCD=$(sed -n 's/^ETCD=//p' <<<"$prep")
 # shellcheck source=scripts/tools.sh
 source "$repo/scripts/tools.sh" >/dev/null || die "scripts/tools.sh failed"
@@ -528,6 +735,7 @@ openssl genrsa -out "$tmp/sa.key" 2048 2>/dev/null || die "openssl genrsa failed
   --service-account-key-file "$tmp/sa.key" --service-account-signing-key-file "$tmp/sa.key" \
   --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
   --disable-admission-plugins ServiceAccount --allow-privileged=true \
+  --feature-gates EphemeralContainers=true \
   --endpoint-reconciler-type none >"$tmp/kube-apiserver.log" 2>&1 &
 pids+=($!)
 
@@ -635,6 +843,37 @@ webhooks:
   run_scenario "8. exempt namespace -> admitted" scenario_exempt_namespace
   run_scenario "9. label-only update of an existing non-compliant pod -> allowed" \
     scenario_label_update_of_existing_pod
+
+  log "--- start kube-controller-manager"
+  # Only the controllers the scenarios need; no serving port (nothing here reads it), no leader
+  # election (one instance), and the admin's credentials (there is no token controller).
+  "$KUBE_CONTROLLER_MANAGER" --kubeconfig "$KUBECONFIG" --leader-elect=false \
+    --controllers deployment,replicaset,namespace,garbagecollector \
+    --port 0 --secure-port 0 --use-service-account-credentials=false \
+    >"$tmp/kube-controller-manager.log" 2>&1 &
+  pids+=($!)
+  kcm_pid=$!
+  controllers_up() {
+    kill -0 "$kcm_pid" 2>/dev/null || die "kube-controller-manager exited"
+    replicasets_are e2e-kcm-probe probe "registry.example/app:1.0 1 1"
+  }
+  namespace e2e-kcm-probe || die "create namespace e2e-kcm-probe"
+  k_in "$(deployment_yaml probe registry.example/app:1.0 false)" apply -n e2e-kcm-probe -f -
+  [ "$RC" -eq 0 ] || die "create the probe Deployment: $OUT"
+  start=$(now_ms)
+  wait_until 60 controllers_up || die "kube-controller-manager created no ReplicaSet and Pod in 60 s"
+  log "  controllers working after $(($(now_ms) - start)) ms"
+
+  run_scenario "11. rollout that fixes a violation in an enforce namespace completes" \
+    scenario_rollout_fixing_a_violation
+  run_scenario "12. a violating template update is refused, nothing changes" scenario_violating_update_refused
+  run_scenario "13. controller-made ReplicaSet and Pods go through podguard" \
+    scenario_controller_objects_are_judged
+  run_scenario "14. foreground and namespace deletion with violating workloads complete" \
+    scenario_deletion_completes
+  run_scenario "15. namespace created and used at once: its mode label applies" \
+    scenario_new_namespace_label_honoured
+  run_scenario "16. kubectl debug in an enforce namespace is judged" scenario_kubectl_debug_judged
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
