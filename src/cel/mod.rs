@@ -14,6 +14,7 @@
 
 mod budget;
 mod library;
+pub mod limits;
 mod patterns;
 mod program;
 mod quantity;

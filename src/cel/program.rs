@@ -183,6 +183,12 @@ impl Program {
 }
 
 fn parse(env: &Arc<Env>, field: Field, source: &str) -> Result<(IdedExpr, SourceInfo), CompileError> {
+    // Before the parser: it recurses per level, and an overflow aborts the process.
+    super::limits::check(source).map_err(|e| CompileError {
+        field,
+        position: e.position,
+        reason: e.reason,
+    })?;
     let crashed =
         || CompileError { field, position: None, reason: "the CEL parser failed on this text".into() };
     let parsed = std::thread::scope(|s| {

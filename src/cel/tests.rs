@@ -294,7 +294,8 @@ fn at(line: u32, column: u32) -> Option<Position> {
 #[case::index_without_foreach("1 + index > 0", at(1, 5), "`index` is only bound")]
 #[case::bad_regex("metadata.name.matches('[a-')", at(1, 23), "invalid regular expression")]
 #[case::too_deep(&format!("{}true{}", "[1].all(x, ".repeat(20), ")".repeat(20)), None, "nests more than 32 levels")]
-#[case::parser_depth(&format!("{}1{}", "(".repeat(200), ")".repeat(200)), None, "nests too deeply")]
+#[case::bracket_depth(&format!("{}1{}", "(".repeat(200), ")".repeat(200)), at(1, 128), "could nest more than 256 levels")]
+#[case::chain_depth(&format!("has(spec{})", ".a".repeat(7_000)), at(1, 4), "could nest more than 256 levels")]
 fn compile_errors_name_the_position(#[case] expr: &str, #[case] pos: Option<Position>, #[case] reason: &str) {
     let err = compile_err(&cel(expr));
     assert_eq!(err.field, Field::Cel);

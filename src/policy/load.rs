@@ -79,6 +79,12 @@ pub struct LoadError {
     pub document: Option<usize>,
     /// 1-based line in the text, when known.
     pub line: Option<usize>,
+    /// The policy's name, when the document got as far as having one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The rule's name, when the error is about one rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// Field path inside the document (`spec.rules[1].check`), when known.
     pub field: Option<String>,
     /// What is wrong and what to do.
@@ -103,6 +109,12 @@ impl fmt::Display for LoadError {
         }
         if let Some(doc) = self.document {
             write!(f, ": document[{doc}]")?;
+        }
+        if let Some(policy) = &self.policy {
+            write!(f, ": policy {policy}")?;
+        }
+        if let Some(rule) = &self.rule {
+            write!(f, ", rule {rule}")?;
         }
         if let Some(field) = &self.field {
             write!(f, ": {field}")?;
@@ -169,6 +181,8 @@ pub(crate) fn load_documents<'t>(
             origin: origin.clone(),
             document: Some(doc.index),
             line,
+            policy: None,
+            rule: None,
             field,
             reason,
         };
@@ -180,21 +194,27 @@ pub(crate) fn load_documents<'t>(
             }
         };
         if let Some((_, first)) = names.iter().find(|(n, _)| *n == policy.metadata.name) {
-            errors.push(err(
-                doc.line_of(&format!("name: {}", policy.metadata.name)),
-                Some("metadata.name".into()),
-                format!(
-                    "policy `{}` is defined twice in this text (first in document[{}]); rename one",
-                    policy.metadata.name, first
-                ),
-            ));
+            errors.push(LoadError {
+                policy: Some(policy.metadata.name.clone()),
+                ..err(
+                    doc.line_of(&format!("name: {}", policy.metadata.name)),
+                    Some("metadata.name".into()),
+                    format!(
+                        "policy `{}` is defined twice in this text (first in document[{}]); rename one",
+                        policy.metadata.name, first
+                    ),
+                )
+            });
             continue;
         }
         names.push((policy.metadata.name.clone(), doc.index));
+        let name = policy.metadata.name.clone();
         match CompiledPolicy::compile(policy, origin.clone(), doc.index) {
             Ok(p) => policies.push(Arc::new(p)),
-            Err(e) => errors.extend(e.into_iter().map(|(needle, field, reason)| {
-                err(needle.and_then(|n| doc.line_of(&n)), Some(field), reason)
+            Err(e) => errors.extend(e.into_iter().map(|(place, field, reason)| LoadError {
+                policy: Some(name.clone()).filter(|n| !n.is_empty()),
+                rule: place.rule.clone().filter(|r| !r.is_empty()),
+                ..err(doc.line_of_place(&place), Some(field), reason)
             })),
         }
     }
@@ -206,6 +226,40 @@ impl Document<'_> {
     /// (serde has no spans for those).
     pub(crate) fn line_of(&self, needle: &str) -> Option<usize> {
         self.text.lines().position(|l| l.contains(needle)).map(|i| self.first_line + i)
+    }
+
+    /// The line of `place`: for a rule, its `needle` within the rule (the first line holding it
+    /// after the rule's `name:` under `rules:`), else the rule's name line; otherwise the first
+    /// line holding the needle.
+    pub(crate) fn line_of_place(&self, place: &super::set::Place) -> Option<usize> {
+        let Some(rule) = place.rule.as_deref().filter(|r| !r.is_empty()) else {
+            return place.needle.as_deref().and_then(|n| self.line_of(n));
+        };
+        let lines: Vec<&str> = self.text.lines().collect();
+        let rules = lines.iter().position(|l| l.contains("rules:")).unwrap_or(0);
+        let names_rule = |l: &str| {
+            l.split("name:").skip(1).any(|after| {
+                let value = after.trim_start().trim_start_matches(['"', '\'']);
+                value
+                    .strip_prefix(rule)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['"', '\'', ',', '}', ' ', '#']))
+            })
+        };
+        let start = rules + lines[rules..].iter().position(|l| names_rule(l))?;
+        // The rule's own entry runs to the next `- ` item at its indentation or less; the
+        // needle is looked for there, from the entry's first line (flow style puts all on one).
+        let entry_start =
+            lines[..=start].iter().rposition(|l| l.trim_start().starts_with("- ")).unwrap_or(start);
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let item = indent(lines[entry_start]);
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.trim_start().starts_with("- ") && indent(l) <= item)
+            .map_or(lines.len(), |i| start + 1 + i);
+        let found = place.needle.as_deref().and_then(|n| {
+            lines[entry_start..end].iter().position(|l| l.contains(n)).map(|i| entry_start + i)
+        });
+        Some(self.first_line + found.unwrap_or(start))
     }
 }
 

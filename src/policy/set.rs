@@ -46,8 +46,28 @@ pub struct CompiledPolicy {
     pub source: Policy,
 }
 
-/// An error found while compiling one document: `(text to find its line by, field, reason)`.
-pub type CompileError = (Option<String>, String, String);
+/// An error found while compiling one document: where it is, the field, the reason.
+pub type CompileError = (Place, String, String);
+
+/// Where in a document an error is: the rule it is about, by name, and text to find its line by
+/// (inside that rule when there is one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The rule's name.
+    pub rule: Option<String>,
+    /// Text on the line to report.
+    pub needle: Option<String>,
+}
+
+impl Place {
+    fn at(needle: impl Into<String>) -> Self {
+        Self { rule: None, needle: Some(needle.into()) }
+    }
+
+    fn rule(rule: &str, needle: Option<String>) -> Self {
+        Self { rule: Some(rule.to_owned()), needle }
+    }
+}
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -64,7 +84,7 @@ impl CompiledPolicy {
         let name = &policy.metadata.name;
         if !is_dns_label(name) {
             errors.push((
-                Some("name:".into()),
+                Place::at("name:"),
                 "metadata.name".into(),
                 format!(
                     "`{name}` is not a valid policy name: use lower-case letters, digits and '-' (at most 63)"
@@ -73,12 +93,12 @@ impl CompiledPolicy {
         }
         let matcher = Matcher::compile(&policy.spec.match_).map_err(|(f, reason)| {
             let needle = f.split(['.', '[']).next().map(|k| format!("{k}:"));
-            (needle, format!("spec.match.{f}"), reason)
+            (Place { rule: None, needle }, format!("spec.match.{f}"), reason)
         });
         let matcher = matcher.map_err(|e| errors.push(e)).ok();
         if policy.spec.rules.is_empty() {
             errors.push((
-                Some("rules:".into()),
+                Place::at("rules:"),
                 "spec.rules".into(),
                 "a policy needs at least one rule".into(),
             ));
@@ -89,10 +109,10 @@ impl CompiledPolicy {
         let mut has_cel = false;
         for (i, rule) in policy.spec.rules.iter().enumerate() {
             let field = |f: &str| format!("spec.rules[{i}]{f}");
-            let needle = Some(format!("name: {}", rule.name));
+            let here = Place::rule(&rule.name, None);
             if !is_dns_label(&rule.name) && !rule.name.is_empty() {
                 errors.push((
-                    needle.clone(),
+                    here.clone(),
                     field(".name"),
                     format!(
                         "`{}` is not a valid rule name: use lower-case letters, digits and '-'",
@@ -101,35 +121,35 @@ impl CompiledPolicy {
                 ));
             }
             if rule.name.is_empty() {
-                errors.push((None, field(".name"), "every rule needs a name".into()));
+                errors.push((Place::at("rules:"), field(".name"), "every rule needs a name".into()));
             }
             if !seen.insert(rule.name.as_str()) {
                 errors.push((
-                    needle.clone(),
+                    here.clone(),
                     field(".name"),
                     format!("rule name `{}` is used twice in this policy", rule.name),
                 ));
             }
             let check = match (&rule.check, &rule.cel) {
                 (Some(_), Some(_)) => {
-                    Err((needle.clone(), field(""), "a rule has either `check` or `cel`, not both".into()))
+                    Err((here.clone(), field(""), "a rule has either `check` or `cel`, not both".into()))
                 }
                 (None, None) => Err((
-                    needle.clone(),
+                    here.clone(),
                     field(""),
                     "a rule needs `check` (a built-in) or `cel` (an expression)".into(),
                 )),
                 (Some(name), None) => {
                     if rule.foreach.is_some() || rule.message.is_some() || rule.message_expression.is_some() {
                         errors.push((
-                            needle.clone(),
+                            here.clone(),
                             field(""),
                             "`foreach`, `message` and `messageExpression` apply to `cel` rules only".into(),
                         ));
                     }
                     match checks::lookup(name) {
                         None => Err((
-                            Some(format!("check: {name}")),
+                            Place::rule(&rule.name, Some(format!("check: {name}"))),
                             field(".check"),
                             format!(
                                 "unknown check `{name}`; built-in checks are: {}",
@@ -148,7 +168,7 @@ impl CompiledPolicy {
                                     format!("spec.params.{}", e.field)
                                 };
                                 (
-                                    Some(needle),
+                                    Place::at(needle),
                                     f,
                                     format!("{} (check `{name}` in rule `{}`)", e.reason, rule.name),
                                 )
@@ -165,7 +185,7 @@ impl CompiledPolicy {
                                 ("messageExpression:", ".messageExpression")
                             }
                         };
-                        (Some(needle.into()), field(f), e.to_string())
+                        (Place::rule(&rule.name, Some(needle.into())), field(f), e.to_string())
                     })
                 }
             };
@@ -182,7 +202,7 @@ impl CompiledPolicy {
             for key in policy.spec.params.keys() {
                 if !read_params.contains(key.as_str()) {
                     errors.push((
-                        Some(format!("{key}:")),
+                        Place::at(format!("{key}:")),
                         format!("spec.params.{key}"),
                         format!("no rule of this policy reads `{key}`; check the spelling or remove it"),
                     ));
@@ -233,6 +253,8 @@ impl PolicySet {
                         origin: p.origin.clone(),
                         document: Some(p.document),
                         line: None,
+                        policy: Some(p.name.to_string()),
+                        rule: None,
                         field: Some("metadata.name".into()),
                         reason: format!(
                             "policy `{}` is already defined by {}; this definition is ignored",

@@ -112,6 +112,8 @@ pub fn load_configmap_as(
                             origin: p.origin.clone(),
                             document: Some(p.document),
                             line: None,
+                            policy: Some(p.name.to_string()),
+                            rule: None,
                             field: Some("metadata.name".into()),
                             reason: format!(
                                 "policy `{}` is defined twice in this ConfigMap (first in {} document[{}]); \

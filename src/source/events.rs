@@ -155,6 +155,8 @@ mod tests {
             origin: Origin::ConfigMap { namespace: "ns".into(), name: "cm".into(), key: key.into() },
             document: Some(1),
             line,
+            policy: None,
+            rule: None,
             field: Some("spec.rules[0].check".into()),
             reason: reason.into(),
         }

@@ -47,6 +47,8 @@ fn io_error(p: &Path, e: &std::io::Error) -> Box<LoadError> {
         origin: Origin::File { path: p.display().to_string() },
         document: None,
         line: None,
+        policy: None,
+        rule: None,
         field: None,
         reason: format!("cannot read: {e}"),
     })

@@ -54,6 +54,8 @@ fn load_configmap_document(
             origin: Origin::File { path: path.to_owned() },
             document: Some(doc.index),
             line,
+            policy: None,
+            rule: None,
             field,
             reason,
         }]
@@ -191,7 +193,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "cm.yaml:{line}: configmap/podguard/team-a[b.yaml]: document[0]: spec.rules[0].check: {}",
+                "cm.yaml:{line}: configmap/podguard/team-a[b.yaml]: document[0]: policy bad, rule r: spec.rules[0].check: {}",
                 e.reason
             )
         );

@@ -224,7 +224,7 @@ fn configmap_manifests_are_linted_and_used_as_the_cluster_would() {
     assert!(
         err.contains(&format!(
             "team-a-bad-policy.yaml:{line}: configmap/podguard-system/team-a[namespaces.yaml]: document[1]: \
-             spec.rules[0].check: unknown check `requireProbez`"
+             policy probes, rule probes: spec.rules[0].check: unknown check `requireProbez`"
         )),
         "{err}"
     );
@@ -263,7 +263,7 @@ fn bad_params_name_the_param_and_line() {
     let o = podguard(&["policies", "lint", p.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains(&format!("{}:7: document[0]: spec.params.level: ", p.display())), "{err}");
+    assert!(err.contains(&format!("{}:7: document[0]: policy p: spec.params.level: ", p.display())), "{err}");
 }
 
 fn example(name: &str) -> String {
@@ -324,6 +324,9 @@ fn cel_compile_error_names_policy_rule_and_position() {
     let o = podguard(&["policies", "lint", &file]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains(&format!("{file}:8: document[0]: spec.rules[0].cel: ")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:8: document[0]: policy broken-cel, rule team: spec.rules[0].cel: ")),
+        "{err}"
+    );
     assert!(err.contains("cel at 1:"), "{err}");
 }
