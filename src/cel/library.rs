@@ -61,13 +61,14 @@ fn int<'b, 'v>(i: i64) -> CowVal<'b, 'v> {
     CowVal::owned(CelInt::from(i))
 }
 
-/// `true` when every element of `of` equals some element of `within`. Checks the deadline as it
-/// goes: the work is the product of the two sizes.
+/// One unit per this many element comparisons of the `sets` functions.
+const COMPARISONS_PER_UNIT: usize = 8;
+
+/// `true` when every element of `of` equals some element of `within`. Charges as it goes: the
+/// work is the product of the two sizes.
 fn all_within(within: &[&dyn Val], of: &[&dyn Val]) -> Result<bool, ExecutionError> {
-    for (n, x) in of.iter().enumerate() {
-        if n % 64 == 0 {
-            budget::checkpoint()?;
-        }
+    for x in of {
+        budget::charge(1 + (within.len() / COMPARISONS_PER_UNIT) as u64)?;
         if !within.iter().any(|y| x.equals(*y)) {
             return Ok(false);
         }
@@ -89,10 +90,8 @@ fn sets(env: &mut Env) -> Result<(), DeclarationError> {
     fn intersects<'b, 'v>(a: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
         let [a, b] = args(a)?;
         let (a, b) = (elements(a.as_ref())?, elements(b.as_ref())?);
-        for (n, x) in a.iter().enumerate() {
-            if n % 64 == 0 {
-                budget::checkpoint()?;
-            }
+        for x in &a {
+            budget::charge(1 + (b.len() / COMPARISONS_PER_UNIT) as u64)?;
             if b.iter().any(|y| x.equals(*y)) {
                 return Ok(boolean(true));
             }

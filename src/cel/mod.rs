@@ -5,10 +5,11 @@
 //! `request`, `params`, `namespaceObject`) plus podguard's `spec` and `metadata` (the subject's
 //! pod spec and pod metadata, wherever they sit in the object) and, under `foreach`, `container`
 //! and `index`. `true` passes; `false`, a run-time error, a non-bool result and an exhausted
-//! time budget are findings. docs/cel.md is the user-facing reference.
+//! exceeded cost limit are findings. docs/cel.md is the user-facing reference.
 //!
-//! Layout: `program` parses, checks and instruments one expression; `budget` bounds its running
-//! time; `patterns` compiles literal regexes at load; `vars` builds the variables; `library` is
+//! Layout: `limits` bounds the text before parsing; `program` parses, checks and instruments one
+//! expression; `budget` counts its cost; `patterns` compiles literal regexes at load; `vars`
+//! builds the variables; `library` is
 //! the function library (with `quantity`); `rule` is the `Check`.
 //! Contact points: [`crate::policy::set`] calls [`compile`] for every rule with `cel`.
 
@@ -24,13 +25,11 @@ mod tests;
 mod vars;
 
 use std::fmt;
-use std::time::Duration;
 
 use crate::checks::{Check, Params};
 use crate::policy::Rule;
 
-/// The time budget of one rule on one subject when none is configured.
-pub const DEFAULT_BUDGET: Duration = Duration::from_millis(10);
+pub use budget::{DEFAULT_COST_LIMIT, MAX_COST_LIMIT, MAX_LIST_ELEMENTS, MAX_STRING_BYTES, WALL_CLOCK_LIMIT};
 
 /// Which expression of a rule an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,7 +68,7 @@ impl fmt::Display for Position {
 ///
 /// ```
 /// let rule = podguard::policy::Rule { name: "r".into(), cel: Some("spec.hostNetwork ==".into()), ..Default::default() };
-/// let err = podguard::cel::compile(&rule, &Default::default(), podguard::cel::DEFAULT_BUDGET).unwrap_err();
+/// let err = podguard::cel::compile(&rule, &Default::default()).unwrap_err();
 /// assert_eq!(err.field, podguard::cel::Field::Cel);
 /// assert_eq!(err.position.map(|p| (p.line, p.column)), Some((1, 20)));
 /// ```
@@ -85,9 +84,10 @@ pub struct CompileError {
 }
 
 /// Compiles one rule of kind `cel` at policy load: its `cel` and `messageExpression` with the
-/// policy's `params`. `budget` bounds the time the rule may take on one subject (all of its
-/// containers and messages included); [`DEFAULT_BUDGET`] unless configured.
-pub fn compile(rule: &Rule, params: &Params, budget: Duration) -> Result<Box<dyn Check>, CompileError> {
+/// policy's `params`. The rule's `costLimit` ([`DEFAULT_COST_LIMIT`] when unset, at most
+/// [`MAX_COST_LIMIT`]) bounds the work it may do on one subject, all of its containers and
+/// messages included.
+pub fn compile(rule: &Rule, params: &Params) -> Result<Box<dyn Check>, CompileError> {
     let env = library::env().map_err(|e| CompileError {
         field: Field::Cel,
         position: None,
@@ -98,13 +98,26 @@ pub fn compile(rule: &Rule, params: &Params, budget: Duration) -> Result<Box<dyn
         position: None,
         reason: "the rule has no `cel` expression".into(),
     })?;
+    let cost_limit = match rule.cost_limit {
+        None => DEFAULT_COST_LIMIT,
+        Some(n) if (1..=MAX_COST_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(CompileError {
+                field: Field::Cel,
+                position: None,
+                reason: format!("costLimit {n} is out of range: use 1 to {MAX_COST_LIMIT}"),
+            });
+        }
+    };
     let foreach = rule.foreach.is_some();
     let mut patterns = Vec::new();
-    let cel = program::Program::compile(&env, Field::Cel, source, foreach, &mut patterns)?;
+    let cel = program::Program::compile(&env, Field::Cel, source, foreach, cost_limit, &mut patterns)?;
     let message_expression = rule
         .message_expression
         .as_deref()
-        .map(|m| program::Program::compile(&env, Field::MessageExpression, m, foreach, &mut patterns))
+        .map(|m| {
+            program::Program::compile(&env, Field::MessageExpression, m, foreach, cost_limit, &mut patterns)
+        })
         .transpose()?;
     Ok(Box::new(rule::CelRule {
         env,
@@ -115,6 +128,6 @@ pub fn compile(rule: &Rule, params: &Params, budget: Duration) -> Result<Box<dyn
         foreach: rule.foreach,
         params: vars::from_params(params),
         patterns,
-        budget,
+        cost_limit,
     }))
 }

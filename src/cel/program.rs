@@ -140,6 +140,7 @@ impl Program {
         field: Field,
         source: &str,
         foreach: bool,
+        cost_limit: u64,
         patterns: &mut Vec<Pattern>,
     ) -> Result<Program, CompileError> {
         let (mut expr, info) = parse(env, field, source)?;
@@ -152,12 +153,34 @@ impl Program {
             position: at(id),
             reason,
         })?;
+        if let Some((id, name, reason)) = unknown_function(env, &expr) {
+            // The parser places a call at its `(`; the name before it is what to point at.
+            let position = info.offset_for(id).and_then(|(start, _)| {
+                let before = source.get(..start as usize)?.trim_end();
+                let name_start = before.strip_suffix(name)?.len();
+                offset_position(source, name_start)
+            });
+            return Err(CompileError { field, position: position.or_else(|| at(id)), reason });
+        }
         if !foreach && let Some(v) = [Var::Container, Var::Index].into_iter().find(|v| uses.has(*v)) {
             let id = first_ident(&expr, v.name()).unwrap_or(expr.id);
             return Err(CompileError {
                 field,
                 position: at(id),
                 reason: format!("`{}` is only bound in rules with `foreach`", v.name()),
+            });
+        }
+        let certain =
+            certain_cost(&expr).map_err(|(id, reason)| CompileError { field, position: at(id), reason })?;
+        if certain.cost > cost_limit {
+            return Err(CompileError {
+                field,
+                position: at(certain.costliest),
+                reason: format!(
+                    "this expression costs at least {} units whatever the object, more than the rule's cost \
+                     limit of {cost_limit}; loop over less, or raise costLimit",
+                    certain.cost
+                ),
             });
         }
         patterns::precompile(&mut expr, patterns).map_err(|(id, reason)| CompileError {
@@ -222,7 +245,12 @@ fn parse(env: &Arc<Env>, field: Field, source: &str) -> Result<(IdedExpr, Source
 /// offsets.
 fn position(info: &SourceInfo, source: &str, id: u64) -> Option<Position> {
     let (start, _) = info.offset_for(id)?;
-    let before = source.get(..start as usize)?;
+    offset_position(source, start as usize)
+}
+
+/// Line and column (1-based, in characters) of byte offset `start` in `source`.
+fn offset_position(source: &str, start: usize) -> Option<Position> {
+    let before = source.get(..start)?;
     let (mut line, mut column) = (1u32, 1u32);
     for c in before.chars() {
         if c == '\n' {
@@ -286,11 +314,294 @@ fn check<'e>(
     Ok(())
 }
 
+/// What an expression costs whatever the object it reads: a lower bound, counting only work
+/// that cannot depend on the input (loops over literal lists and `lists.range` of a literal, and
+/// what every evaluation must do). When even that is over the limit, the rule would be stopped on
+/// every object, so it is refused at load instead; input-dependent work is counted at run time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Certain {
+    cost: u64,
+    /// Elements of the list the expression yields, when known.
+    size: Option<u64>,
+    /// The node contributing the most, for the error's position.
+    costliest: u64,
+}
+
+fn certain_cost(e: &IdedExpr) -> Result<Certain, (u64, String)> {
+    let sum = |parts: &[Certain], own: u64, size: Option<u64>, id: u64| {
+        let cost = parts.iter().fold(own, |c, p| c.saturating_add(p.cost));
+        let costliest =
+            parts.iter().max_by_key(|p| p.cost).filter(|p| p.cost > own).map_or(id, |p| p.costliest);
+        Certain { cost, size, costliest }
+    };
+    Ok(match &e.expr {
+        Expr::List(l) => {
+            let parts = l.elements.iter().map(certain_cost).collect::<Result<Vec<_>, _>>()?;
+            sum(&parts, 0, Some(l.elements.len() as u64), e.id)
+        }
+        Expr::Call(c)
+            if c.func_name == "range"
+                && matches!(c.target.as_deref().map(|t| &t.expr), Some(Expr::Ident(n)) if n == "lists") =>
+        {
+            let literal = match c.args.as_slice() {
+                [IdedExpr { expr: Expr::Literal(cel::common::ast::LiteralValue::Int(n)), .. }] => {
+                    Some(*n.inner())
+                }
+                _ => None,
+            };
+            match literal {
+                Some(n) if n > budget::MAX_LIST_ELEMENTS as i64 => {
+                    return Err((
+                        e.id,
+                        format!(
+                            "lists.range({n}) would build a list of {n} elements, more than the limit of {}",
+                            budget::MAX_LIST_ELEMENTS
+                        ),
+                    ));
+                }
+                Some(n) => {
+                    let n = n.max(0) as u64;
+                    Certain { cost: 1 + n, size: Some(n), costliest: e.id }
+                }
+                None => {
+                    let parts = c.args.iter().map(certain_cost).collect::<Result<Vec<_>, _>>()?;
+                    sum(&parts, 1, None, e.id)
+                }
+            }
+        }
+        Expr::Call(c) if matches!(c.func_name.as_str(), "_&&_" | "_||_") => {
+            // The right side may never run.
+            let first = c.args.first().map(certain_cost).transpose()?.unwrap_or_default();
+            sum(&[first], 0, None, e.id)
+        }
+        Expr::Call(c) if c.func_name == cel::common::ast::operators::CONDITIONAL => {
+            let parts = c.args.iter().map(certain_cost).collect::<Result<Vec<_>, _>>()?;
+            let cheaper =
+                parts.get(1..).and_then(|b| b.iter().min_by_key(|p| p.cost)).copied().unwrap_or_default();
+            sum(&[parts.first().copied().unwrap_or_default(), cheaper], 0, None, e.id)
+        }
+        Expr::Call(c) => {
+            let target = c.target.as_deref().map(certain_cost).transpose()?;
+            let mut parts = c.args.iter().map(certain_cost).collect::<Result<Vec<_>, _>>()?;
+            // Building a copy of a known list costs its size: `sort`, `reverse`, `+`.
+            let (own, size) = match (c.func_name.as_str(), target.and_then(|t| t.size)) {
+                ("sort" | "reverse" | "flatten", Some(n)) => (1 + n, Some(n)),
+                _ if c.func_name == cel::common::ast::operators::ADD => {
+                    let n = parts.iter().map(|p| p.size).sum::<Option<u64>>();
+                    (1 + n.unwrap_or(0), n)
+                }
+                _ => (1, None),
+            };
+            parts.extend(target);
+            sum(&parts, own, size, e.id)
+        }
+        Expr::Comprehension(c) => {
+            let range = certain_cost(&c.iter_range)?;
+            let init = certain_cost(&c.accu_init)?;
+            let cond = certain_cost(&c.loop_cond)?;
+            let step = certain_cost(&c.loop_step)?;
+            let result = certain_cost(&c.result)?;
+            // `all`/`exists` may stop after one element; `map` and `filter` (a literal condition)
+            // visit them all.
+            let n = range.size.unwrap_or(0);
+            let visits = if matches!(c.loop_cond.expr, Expr::Literal(_)) { n } else { n.min(1) };
+            let each = 1u64.saturating_add(cond.cost).saturating_add(step.cost);
+            let loop_cost = Certain { cost: visits.saturating_mul(each), size: None, costliest: e.id };
+            let size = if matches!(c.loop_cond.expr, Expr::Literal(_)) && is_map(c) { Some(n) } else { None };
+            sum(&[range, init, loop_cost, result], 0, size, e.id)
+        }
+        Expr::Select(s) => certain_cost(&s.operand)?,
+        Expr::Map(m) => {
+            let parts = m
+                .entries
+                .iter()
+                .flat_map(|en| entry(&en.expr))
+                .map(certain_cost)
+                .collect::<Result<Vec<_>, _>>()?;
+            sum(&parts, 0, Some(m.entries.len() as u64), e.id)
+        }
+        Expr::Struct(st) => {
+            let parts = st
+                .entries
+                .iter()
+                .flat_map(|en| entry(&en.expr))
+                .map(certain_cost)
+                .collect::<Result<Vec<_>, _>>()?;
+            sum(&parts, 0, None, e.id)
+        }
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {
+            Certain { cost: 0, size: None, costliest: e.id }
+        }
+    })
+}
+
+/// Whether a comprehension is a `map` (its step appends one element on every visit).
+fn is_map(c: &cel::common::ast::ComprehensionExpr) -> bool {
+    matches!(&c.loop_step.expr, Expr::Call(call) if call.func_name == cel::common::ast::operators::ADD)
+}
+
+/// Well-known function names, only for the suggestion in an unknown function's error (the
+/// environment itself decides what is known; a test checks that every name here is).
+const SUGGESTIONS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "dyn",
+    "type",
+    "duration",
+    "timestamp",
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "replace",
+    "split",
+    "substring",
+    "join",
+    "format",
+    "quote",
+    "reverse",
+    "slice",
+    "flatten",
+    "sort",
+    "range",
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    "find",
+    "findAll",
+    "quantity",
+    "isQuantity",
+    "isLessThan",
+    "isGreaterThan",
+    "compareTo",
+    "sign",
+    "isInteger",
+    "asInteger",
+    "asApproximateFloat",
+    "add",
+    "sub",
+    "greatest",
+    "least",
+    "ceil",
+    "floor",
+    "round",
+    "trunc",
+    "abs",
+    "sqrt",
+    "isInf",
+    "isNaN",
+    "isFinite",
+    "encode",
+    "decode",
+    "equivalent",
+    "intersects",
+    "of",
+    "none",
+    "ofNonZeroValue",
+    "hasValue",
+    "value",
+    "orValue",
+    "or",
+    "getFullYear",
+    "getMonth",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+];
+
+/// The first call in `e` (in source order) to a function the environment does not have, with
+/// the error to report. cel-rust has no type checker; without this, a misspelt function passes
+/// `policies lint` and fails every request at run time.
+fn unknown_function<'e>(env: &Arc<Env>, e: &'e IdedExpr) -> Option<(u64, &'e str, String)> {
+    let mut verdicts: Vec<(&str, Option<&str>, bool)> = Vec::new();
+    let mut first: Option<(u64, &str)> = None;
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        stack.extend(children(e));
+        let Expr::Call(call) = &e.expr else { continue };
+        let namespace = call.target.as_deref().and_then(namespace_of);
+        let known = match verdicts.iter().find(|(n, ns, _)| *n == call.func_name && *ns == namespace) {
+            Some((_, _, known)) => *known,
+            None => {
+                let known = known_function(env, &call.func_name, call.target.is_some(), namespace);
+                verdicts.push((&call.func_name, namespace, known));
+                known
+            }
+        };
+        // Parser ids grow in source order.
+        if !known && first.is_none_or(|(id, _)| e.id < id) {
+            first = Some((e.id, &call.func_name));
+        }
+    }
+    let (id, name) = first?;
+    let close = SUGGESTIONS
+        .iter()
+        .filter(|s| strsim::levenshtein(s, name) <= 2)
+        .min_by_key(|s| strsim::levenshtein(s, name));
+    let hint = close
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_else(|| "; docs/cel.md lists every function".into());
+    Some((id, name, format!("unknown function `{name}`{hint}")))
+}
+
+/// The function namespace a call's target names (`math` in `math.abs(x)`), if it names one.
+fn namespace_of(target: &IdedExpr) -> Option<&str> {
+    match &target.expr {
+        Expr::Ident(name) if NON_VARIABLES.contains(&name.as_str()) => Some(name),
+        _ => None,
+    }
+}
+
+/// Whether the environment resolves a call to `name` of this shape, asked of the environment
+/// itself: a call with no arguments is evaluated and only "undeclared" counts as unknown (a
+/// known function fails on its arguments instead). Operators and podguard's internal functions
+/// are not names CEL source can spell, and are known.
+fn known_function(env: &Arc<Env>, name: &str, member: bool, namespace: Option<&str>) -> bool {
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return true;
+    }
+    let probe = match (member, namespace) {
+        (false, _) => format!("{name}()"),
+        (true, Some(ns)) => format!("{ns}.{name}()"),
+        (true, None) => format!("0.{name}()"),
+    };
+    // A probe that does not parse cannot tell; the rule's own run will.
+    let Ok(program) = env.compile(&probe) else { return true };
+    let ctx = cel::Context::with_env(Arc::clone(env));
+    match program.execute(&ctx) {
+        Err(ExecutionError::UndeclaredReference(undeclared)) => {
+            *undeclared != *name && Some(undeclared.as_str()) != namespace
+        }
+        _ => true,
+    }
+}
+
 /// The id of the first node of `e` deeper than [`MAX_DEPTH`] (or of its nearest ancestor the
 /// parser placed), if any.
 fn too_deep(e: &IdedExpr, depth: usize, placed: u64) -> Option<u64> {
     // Instrumentation ids are above the parser's and have no source position.
-    let placed = if matches!(&e.expr, Expr::Call(c) if c.func_name == budget::TICK) { placed } else { e.id };
+    let instrumented =
+        matches!(&e.expr, Expr::Call(c) if c.func_name == budget::TICK || c.func_name == budget::COST);
+    let placed = if instrumented { placed } else { e.id };
     if depth > MAX_DEPTH {
         return Some(placed);
     }
@@ -305,7 +616,7 @@ fn first_ident(e: &IdedExpr, name: &str) -> Option<u64> {
 }
 
 /// The direct sub-expressions of `e`.
-pub(super) fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
+pub(crate) fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
     match &e.expr {
         Expr::Call(c) => c.target.as_deref().into_iter().chain(&c.args).collect(),
         Expr::Comprehension(c) => vec![&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result],
@@ -351,7 +662,7 @@ mod tests {
 
     fn compile(source: &str, foreach: bool) -> Result<Program, CompileError> {
         let env = super::super::library::env().unwrap();
-        Program::compile(&env, Field::Cel, source, foreach, &mut Vec::new())
+        Program::compile(&env, Field::Cel, source, foreach, super::super::DEFAULT_COST_LIMIT, &mut Vec::new())
     }
 
     fn uses(source: &str) -> Vec<&'static str> {
@@ -385,6 +696,72 @@ mod tests {
         let err = compile("[1].all(x, x > 0) && x > 0", true).unwrap_err();
         assert_eq!(err.position, Some(Position { line: 1, column: 22 }));
         assert!(err.reason.starts_with("unknown variable `x`"), "{err}");
+    }
+
+    #[rstest::rstest]
+    #[case::member_typo(
+        "container.image.startsWithh('1111')",
+        "unknown function `startsWithh`; did you mean `startsWith`?",
+        17
+    )]
+    #[case::global_typo("sizee(spec.containers) > 0", "unknown function `sizee`; did you mean `size`?", 1)]
+    #[case::namespace_typo(
+        "math.greatst(1, 2) == 2",
+        "unknown function `greatst`; did you mean `greatest`?",
+        6
+    )]
+    #[case::nothing_close(
+        "spec.containers.frobnicate()",
+        "unknown function `frobnicate`; docs/cel.md lists every function",
+        17
+    )]
+    #[case::first_of_two("spec.a.shout() && spec.b.whisper()", "unknown function `shout`", 8)]
+    fn unknown_functions_are_refused_at_load(
+        #[case] source: &str,
+        #[case] reason: &str,
+        #[case] column: u32,
+    ) {
+        let err = compile(source, true).unwrap_err();
+        assert!(err.reason.starts_with(reason), "{err}");
+        assert_eq!(err.position, Some(Position { line: 1, column }), "{err}");
+    }
+
+    #[test]
+    fn every_suggested_and_documented_function_is_known() {
+        let env = super::super::library::env().unwrap();
+        for name in SUGGESTIONS {
+            let known = known_function(&env, name, false, None)
+                || known_function(&env, name, true, None)
+                || NON_VARIABLES.iter().any(|ns| known_function(&env, name, true, Some(ns)));
+            assert!(known, "{name}");
+        }
+        for source in [
+            "spec.containers.all(c, c.image.startsWith('a') && c.name.size() > 0 && size(c.name) > 0)",
+            "lists.range(3).sum() == 3 && math.abs(-1) == 1 && strings.quote('a') != ''",
+            "optional.of(1).hasValue() && base64.encode(b'a') != '' && sets.contains([1], [1])",
+            "quantity('1Gi').isGreaterThan(quantity('1Mi')) && int('1') == 1 && type(1) == int",
+            "metadata.name.find('[a-z]+') != '' && [3, 1].sort().isSorted() && duration('1s') > duration('0s')",
+            "spec.?hostNetwork.orValue(false) == false && 'a,b'.split(',').join('-') == 'a-b'",
+        ] {
+            assert!(compile(source, false).is_ok(), "{source}: {:?}", compile(source, false).err());
+        }
+    }
+
+    #[test]
+    fn deep_chains_below_the_scan_limit_stop_at_the_depth_check_on_a_small_stack() {
+        // A tokio worker has 2 MiB of stack: compiling there must not overflow either.
+        let worker = std::thread::Builder::new().stack_size(2 << 20);
+        let handle = worker
+            .spawn(|| {
+                for source in
+                    [format!("has(spec{})", ".a".repeat(250)), format!("1{} == 2", " + 1".repeat(250))]
+                {
+                    let err = compile(&source, false).unwrap_err();
+                    assert!(err.reason.contains("nests more than 32 levels"), "{err}");
+                }
+            })
+            .unwrap();
+        handle.join().unwrap();
     }
 
     #[test]

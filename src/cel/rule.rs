@@ -4,13 +4,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cel::common::types::{CelBool, CelString};
 use cel::common::value::Val;
 use cel::{Env, ExecutionError};
 
-use super::budget::Deadline;
+use super::budget::{MAX_LIST_ELEMENTS, MAX_STRING_BYTES, Meter, Over};
 use super::patterns::Pattern;
 use super::program::{Program, Uses, Var};
 use super::vars::{BindError, Bindings, SubjectVars, Texts, container_text, from_json};
@@ -35,7 +34,7 @@ pub(super) struct CelRule {
     pub(super) foreach: Option<Foreach>,
     pub(super) params: Box<dyn Val>,
     pub(super) patterns: Vec<Pattern>,
-    pub(super) budget: Duration,
+    pub(super) cost_limit: u64,
 }
 
 impl fmt::Debug for CelRule {
@@ -43,7 +42,7 @@ impl fmt::Debug for CelRule {
         f.debug_struct("CelRule")
             .field("cel", &self.source)
             .field("foreach", &self.foreach)
-            .field("budget", &self.budget)
+            .field("cost_limit", &self.cost_limit)
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +52,7 @@ enum Outcome {
     False,
     NotBool(String),
     Error(ExecutionError),
-    OverBudget,
+    Stopped(Over),
 }
 
 fn includes(foreach: Foreach, kind: ContainerKind) -> bool {
@@ -71,7 +70,7 @@ impl CelRule {
     }
 
     /// Runs the expression with `bindings`; `None` when it holds.
-    fn judge(&self, bindings: &Bindings<'_, '_>, deadline: &Deadline) -> Option<Outcome> {
+    fn judge(&self, bindings: &Bindings<'_, '_>, meter: &Meter) -> Option<Outcome> {
         let mut ctx = cel::Context::with_env(Arc::clone(&self.env));
         ctx.set_variable_resolver(bindings);
         let outcome = match self.cel.run(&ctx) {
@@ -82,12 +81,15 @@ impl CelRule {
             },
             Err(e) => Some(Outcome::Error(e)),
         };
-        // A budget error may have been absorbed by `||` or `&&`: the verdict does not count.
-        if deadline.exceeded() { Some(Outcome::OverBudget) } else { outcome }
+        // A cost error may have been absorbed by `||` or `&&`: the verdict does not count.
+        match meter.over() {
+            Some(over) => Some(Outcome::Stopped(over)),
+            None => outcome,
+        }
     }
 
     /// The message of a false verdict: the `messageExpression`'s, else `message`, else a default.
-    fn message(&self, bindings: &Bindings<'_, '_>, deadline: &Deadline) -> (String, &'static str) {
+    fn message(&self, bindings: &Bindings<'_, '_>, meter: &Meter) -> (String, &'static str) {
         let fallback = || match &self.message {
             Some(m) => (m.clone(), ""),
             None => (
@@ -108,7 +110,7 @@ impl CelRule {
                 Some(_) => "it produced an empty or multi-line string".to_owned(),
                 None => format!("it returned {}, not string", v.get_type().name()),
             },
-            Err(_) if deadline.exceeded() => "it exceeded the time budget".to_owned(),
+            Err(_) if meter.over().is_some() => "it exceeded the rule's cost limit".to_owned(),
             Err(e) => error_text(&e),
         };
         let (message, fix) = fallback();
@@ -120,11 +122,11 @@ impl CelRule {
         outcome: Outcome,
         path: FieldPath,
         bindings: &Bindings<'_, '_>,
-        deadline: &Deadline,
+        meter: &Meter,
     ) -> Finding {
         match outcome {
             Outcome::False => {
-                let (message, fix) = self.message(bindings, deadline);
+                let (message, fix) = self.message(bindings, meter);
                 Finding::new(path, message, fix)
             }
             Outcome::NotBool(t) => Finding::new(
@@ -137,16 +139,34 @@ impl CelRule {
                 format!("CEL rule failed: {}", error_text(&e)),
                 "fix the rule: guard optional fields with has() and compare values of one type",
             ),
-            Outcome::OverBudget => self.over_budget(path),
+            Outcome::Stopped(over) => self.stopped(path, over),
         }
     }
 
-    fn over_budget(&self, path: FieldPath) -> Finding {
-        Finding::new(
-            path,
-            format!("CEL rule exceeded its time budget of {:?}", self.budget),
-            "simplify the expression (fewer nested loops over large lists) or raise the CEL budget",
-        )
+    fn stopped(&self, path: FieldPath, over: Over) -> Finding {
+        let (what, fix) = match over {
+            Over::Cost => (
+                format!("CEL rule exceeded its cost limit of {} units", self.cost_limit),
+                "do less per subject (fewer or smaller nested loops), or raise the rule's costLimit",
+            ),
+            Over::String(bytes) => (
+                format!(
+                    "CEL rule would build a string of {bytes} bytes, more than the limit of {MAX_STRING_BYTES}"
+                ),
+                "build smaller strings (replace, join and + can multiply sizes)",
+            ),
+            Over::List(n) => (
+                format!(
+                    "CEL rule would build a list of {n} elements, more than the limit of {MAX_LIST_ELEMENTS}"
+                ),
+                "build smaller lists (lists.range, split, map)",
+            ),
+            Over::Time => (
+                format!("CEL rule ran past the {:?} safety limit", super::WALL_CLOCK_LIMIT),
+                "do less per subject; this limit is a safety net the cost limit should reach first",
+            ),
+        };
+        Finding::new(path, what, fix)
     }
 
     fn unbound(path: FieldPath, e: &BindError) -> Finding {
@@ -160,7 +180,7 @@ impl CelRule {
 
 impl Check for CelRule {
     fn evaluate(&self, ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>) {
-        let deadline = Deadline::arm(self.budget);
+        let meter = Meter::arm(self.cost_limit);
         let uses = self.uses();
         let texts = match Texts::render(uses, subject) {
             Ok(t) => t,
@@ -172,8 +192,8 @@ impl Check for CelRule {
         };
         let Some(foreach) = self.foreach else {
             let bindings = Bindings::new(&vars, &self.patterns, None);
-            if let Some(outcome) = self.judge(&bindings, &deadline) {
-                out.push(self.finding(outcome, subject.path(), &bindings, &deadline));
+            if let Some(outcome) = self.judge(&bindings, &meter) {
+                out.push(self.finding(outcome, subject.path(), &bindings, &meter));
             }
             return;
         };
@@ -198,9 +218,9 @@ impl Check for CelRule {
                 }
             };
             let bindings = Bindings::new(&vars, &self.patterns, Some((value.as_deref(), c.index)));
-            if let Some(outcome) = self.judge(&bindings, &deadline) {
-                let over = matches!(outcome, Outcome::OverBudget);
-                out.push(self.finding(outcome, c.path(subject), &bindings, &deadline));
+            if let Some(outcome) = self.judge(&bindings, &meter) {
+                let over = matches!(outcome, Outcome::Stopped(_));
+                out.push(self.finding(outcome, c.path(subject), &bindings, &meter));
                 if over {
                     return;
                 }

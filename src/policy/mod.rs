@@ -235,6 +235,9 @@ pub struct Rule {
     /// CEL expression producing the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_expression: Option<String>,
+    /// Cost units the CEL rule may spend on one subject (docs/cel.md); unset: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_limit: Option<u64>,
 }
 
 /// Container lists a CEL rule can iterate.

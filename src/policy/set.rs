@@ -178,7 +178,7 @@ impl CompiledPolicy {
                 }
                 (None, Some(_)) => {
                     has_cel = true;
-                    crate::cel::compile(rule, &policy.spec.params, crate::cel::DEFAULT_BUDGET).map_err(|e| {
+                    crate::cel::compile(rule, &policy.spec.params).map_err(|e| {
                         let (needle, f) = match e.field {
                             crate::cel::Field::Cel => ("cel:", ".cel"),
                             crate::cel::Field::MessageExpression => {
