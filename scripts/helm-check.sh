@@ -70,8 +70,9 @@ step "failurePolicy follows mode unless set; cert-manager's namespace is exempt"
 failure_policy_is() {
   local expected=$1 got
   shift
+  # The first webhook judges pods and workloads; the second (policy ConfigMaps) always ignores.
   got=$(helm template podguard "$chart" --namespace "$namespace" --show-only templates/webhook.yaml "$@" \
-    | sed -n 's/^ *failurePolicy: *//p')
+    | sed -n 's/^ *failurePolicy: *//p' | head -n1)
   [ "$got" = "$expected" ] || fail "failurePolicy with ${*:-the default values}: got \"$got\", want $expected"
   echo "failurePolicy $expected: ${*:-default values (mode warn)}"
 }
@@ -80,6 +81,10 @@ failure_policy_is Fail --set mode=enforce
 failure_policy_is Ignore --set mode=audit
 failure_policy_is Fail --set mode=warn --set webhook.failurePolicy=Fail
 failure_policy_is Ignore --set mode=enforce --set webhook.failurePolicy=Ignore
+policies_hook=$(helm template podguard "$chart" --namespace "$namespace" --show-only templates/webhook.yaml \
+  --set mode=enforce | sed -n 's/^ *failurePolicy: *//p' | sed -n 2p)
+[ "$policies_hook" = Ignore ] || fail "the policy ConfigMap webhook's failurePolicy under enforce: got \"$policies_hook\", want Ignore"
+echo "policy ConfigMap webhook: failurePolicy Ignore under enforce"
 
 # exempt yes|no NAMESPACE ARGS...: NAMESPACE is (or is not) both in the webhook's NotIn list and
 # in the server's --exempt-namespaces. The webhook's list is what keeps the API server from
@@ -89,7 +94,8 @@ exempt() {
   local expected=$1 ns=$2 rendered webhook_list server_list in_webhook=no in_server=no
   shift 2
   rendered=$(helm template podguard "$chart" --namespace "$namespace" "$@")
-  webhook_list=$(grep -A2 -- '- key: kubernetes.io/metadata.name' <<<"$rendered" | sed -n 's/^ *values: *//p')
+  webhook_list=$(grep -A2 -- '- key: kubernetes.io/metadata.name' <<<"$rendered" | grep -A1 'operator: NotIn' \
+    | sed -n 's/^ *values: *//p')
   server_list=$(sed -n 's/^ *- --exempt-namespaces=//p' <<<"$rendered")
   [ -n "$webhook_list" ] && [ -n "$server_list" ] || fail "no exempt namespace list rendered (${*:-default values})"
   [[ $webhook_list == *"\"$ns\""* ]] && in_webhook=yes

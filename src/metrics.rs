@@ -53,6 +53,7 @@ impl DecisionLabel {
         match (&decision.outcome, decision.allowed) {
             (Outcome::Unreadable(_), _) => Self::Error,
             (Outcome::Skipped(_), _) => Self::Skipped,
+            (Outcome::Refused(_), _) => Self::Denied,
             (Outcome::Evaluated, true) => Self::Allowed,
             (Outcome::Evaluated, false) => Self::Denied,
         }
@@ -204,6 +205,13 @@ impl Collector for PolicyCount {
         for (source, n) in counts {
             ConstGauge::new(n).encode(metric.encode_family(&[("source", source)])?)?;
         }
+        let refused = encoder.encode_descriptor(
+            "podguard_policy_sources_refused",
+            "Policy sources (ConfigMaps, files) whose current version does not load; a refused ConfigMap contributes no policy",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.0.refused()).unwrap_or(i64::MAX)).encode(refused)?;
         Ok(())
     }
 }
@@ -214,7 +222,21 @@ mod tests {
 
     #[test]
     fn text_has_every_metric_with_bounded_labels() {
-        let m = Metrics::new(Arc::new(Store::new()));
+        let store = Arc::new(Store::new());
+        let refused = crate::policy::LoadError {
+            origin: Origin::ConfigMap { namespace: "ns".into(), name: "cm".into(), key: "p.yaml".into() },
+            document: None,
+            line: None,
+            policy: None,
+            rule: None,
+            field: None,
+            reason: "broken".into(),
+        };
+        store.replace(
+            crate::source::SourceKey::ConfigMap { namespace: "ns".into(), name: "cm".into() },
+            Err(vec![refused]),
+        );
+        let m = Metrics::new(store);
         m.record(DecisionLabel::Denied, Some(Operation::Create), "Pod", Duration::from_micros(120));
         m.record(DecisionLabel::Invalid, None, "", Duration::from_micros(5));
         m.record(DecisionLabel::Allowed, Some(Operation::Update), "Widget", Duration::from_millis(2));
@@ -228,6 +250,7 @@ mod tests {
             "podguard_admission_duration_seconds_count 3",
             "podguard_policy_load_errors_total 1",
             r#"podguard_policies{source="builtin"} 0"#,
+            "podguard_policy_sources_refused 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

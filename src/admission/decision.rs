@@ -36,6 +36,8 @@ pub struct Settings {
     pub exemptions: Exemptions,
     /// What to do with unreadable objects.
     pub on_error: OnError,
+    /// podguard's own policy ConfigMaps, judged at admission (with `--configmaps`).
+    pub policy_configmaps: Option<super::policies::PolicyConfigMaps>,
 }
 
 impl Default for Settings {
@@ -45,6 +47,7 @@ impl Default for Settings {
             namespace_mode_label: true,
             exemptions: Exemptions::default(),
             on_error: OnError::Deny,
+            policy_configmaps: None,
         }
     }
 }
@@ -58,6 +61,8 @@ pub enum Outcome {
     Skipped(String),
     /// The object could not be read as its kind.
     Unreadable(DecodeError),
+    /// Refused for this reason, not for violations (a policy ConfigMap that does not load).
+    Refused(String),
 }
 
 /// The verdict for one request, with every violation at its effective mode.
@@ -98,8 +103,10 @@ impl Decision {
     }
 
     fn write_deny_message<W: fmt::Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
-        if let Outcome::Unreadable(e) = &self.outcome {
-            return write!(w, "podguard cannot evaluate this object: {e}");
+        match &self.outcome {
+            Outcome::Unreadable(e) => return write!(w, "podguard cannot evaluate this object: {e}"),
+            Outcome::Refused(why) => return w.write_str(why),
+            _ => {}
         }
         for (i, v) in self.with_mode(Mode::Enforce).enumerate() {
             if i > 0 {
@@ -361,6 +368,13 @@ pub fn evaluate(
         ));
     }
     let kind = req.kind.kind.as_str();
+    if kind == "ConfigMap"
+        && req.kind.group.is_empty()
+        && let Some(places) = &settings.policy_configmaps
+    {
+        return super::policies::review(places, req)
+            .unwrap_or_else(|| Decision::skipped("not a policy ConfigMap"));
+    }
     let Some(raw) = req.object.as_deref() else {
         return Decision::skipped("the request carries no object");
     };

@@ -5,6 +5,7 @@
 
 pub mod decision;
 pub mod exemptions;
+pub mod policies;
 pub mod review;
 
 pub use decision::{Decision, Outcome, Settings, evaluate};

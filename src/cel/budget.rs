@@ -48,8 +48,9 @@ pub const MAX_LIST_ELEMENTS: usize = 100_000;
 /// says otherwise: about 10 ms of work on current hardware, far above real rules (tens of units).
 pub const DEFAULT_COST_LIMIT: u64 = 100_000;
 
-/// The most a rule may ask for with `costLimit`.
-pub const MAX_COST_LIMIT: u64 = 10_000_000;
+/// The most a rule may ask for with `costLimit`: about 100 ms of work, far below the wall-clock
+/// safety net, so that the count, not the clock, stops every rule.
+pub const MAX_COST_LIMIT: u64 = 1_000_000;
 
 /// The wall-clock safety net: a rule still running after this long is stopped. Far above what
 /// [`MAX_COST_LIMIT`] allows, so it never decides a verdict the cost limit would not.
@@ -304,7 +305,7 @@ const JOIN: &str = "@join";
 const RANGE: &str = "@range";
 
 /// Calls whose result is a built string or list, charged by its size through `@cost`.
-const BUILDERS: &[&str] = &[
+pub(super) const BUILDERS: &[&str] = &[
     operators::ADD,
     "split",
     "lowerAscii",
@@ -371,7 +372,7 @@ fn own_version(call: &CallExpr) -> Option<&'static str> {
 
 /// `@result + [x]`, the step of `map` and `filter`: charged by their ticks, and left as it is so
 /// that cel keeps appending in place (wrapping it would make those loops quadratic).
-fn appends_to_accumulator(call: &CallExpr) -> bool {
+pub(super) fn appends_to_accumulator(call: &CallExpr) -> bool {
     call.func_name == operators::ADD
         && matches!(call.args.first().map(|a| &a.expr), Some(Expr::Ident(n)) if n.starts_with('@'))
 }

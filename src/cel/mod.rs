@@ -5,7 +5,7 @@
 //! `request`, `params`, `namespaceObject`) plus podguard's `spec` and `metadata` (the subject's
 //! pod spec and pod metadata, wherever they sit in the object) and, under `foreach`, `container`
 //! and `index`. `true` passes; `false`, a run-time error, a non-bool result and an exhausted
-//! exceeded cost limit are findings. docs/cel.md is the user-facing reference.
+//! stop by the cost limit are findings. docs/cel.md is the user-facing reference.
 //!
 //! Layout: `limits` bounds the text before parsing; `program` parses, checks and instruments one
 //! expression; `budget` counts its cost; `patterns` compiles literal regexes at load; `vars`

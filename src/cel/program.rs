@@ -1,8 +1,9 @@
-//! One compiled CEL expression: parsed once at policy load, checked for unknown variables and
-//! excessive nesting, instrumented with the time budget, and evaluated per subject.
+//! One compiled CEL expression: bounded in size and nesting before parsing, parsed once at policy
+//! load, checked for unknown variables and functions, excessive nesting and a cost certain to
+//! exceed its limit, instrumented with the cost meter, and evaluated per subject.
 //!
-//! cel 0.15 has no type checker, so the checks it cannot do at load (unknown functions, wrong
-//! types) surface as run-time errors, which [`super::rule`] reports as findings.
+//! cel 0.15 has no type checker, so what it cannot check at load (wrong argument types or count)
+//! surfaces as run-time errors, which [`super::rule`] reports as findings.
 
 use std::sync::Arc;
 
@@ -314,10 +315,11 @@ fn check<'e>(
     Ok(())
 }
 
-/// What an expression costs whatever the object it reads: a lower bound, counting only work
-/// that cannot depend on the input (loops over literal lists and `lists.range` of a literal, and
-/// what every evaluation must do). When even that is over the limit, the rule would be stopped on
-/// every object, so it is refused at load instead; input-dependent work is counted at run time.
+/// What an expression costs whatever the object it reads: a lower bound of what the meter
+/// (`budget`) will charge, counting only work that cannot depend on the input (loops over literal
+/// lists and `lists.range` of a literal, and what every evaluation must do). When even that is
+/// over the limit, the rule would be stopped on every object, so it is refused at load instead;
+/// input-dependent work is counted at run time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Certain {
     cost: u64,
@@ -383,14 +385,19 @@ fn certain_cost(e: &IdedExpr) -> Result<Certain, (u64, String)> {
         Expr::Call(c) => {
             let target = c.target.as_deref().map(certain_cost).transpose()?;
             let mut parts = c.args.iter().map(certain_cost).collect::<Result<Vec<_>, _>>()?;
-            // Building a copy of a known list costs its size: `sort`, `reverse`, `+`.
+            // Only what the meter charges at run time: a builder at least one unit (its size
+            // when known: `sort`, `reverse`, `flatten` of a known list, `+` of known lists),
+            // podguard's own `replace` and `join` at least one; other calls nothing.
+            let appends = budget::appends_to_accumulator(c);
             let (own, size) = match (c.func_name.as_str(), target.and_then(|t| t.size)) {
                 ("sort" | "reverse" | "flatten", Some(n)) => (1 + n, Some(n)),
-                _ if c.func_name == cel::common::ast::operators::ADD => {
+                _ if c.func_name == cel::common::ast::operators::ADD && !appends => {
                     let n = parts.iter().map(|p| p.size).sum::<Option<u64>>();
                     (1 + n.unwrap_or(0), n)
                 }
-                _ => (1, None),
+                ("replace" | "join", _) if c.target.is_some() => (1, None),
+                (f, _) if budget::BUILDERS.contains(&f) && !appends => (1, None),
+                _ => (0, None),
             };
             parts.extend(target);
             sum(&parts, own, size, e.id)

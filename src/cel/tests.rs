@@ -1,5 +1,5 @@
 //! Behaviour of compiled CEL rules on real subjects: variables, `foreach`, messages, errors,
-//! the time budget, the function library, and the example policies in deploy/examples.
+//! the cost limit, the function library, and the example policies in deploy/examples.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -361,12 +361,32 @@ fn a_rule_certain_to_be_too_costly_is_refused_at_load() {
         err.reason.contains(&format!("more than the rule's cost limit of {DEFAULT_COST_LIMIT}")),
         "{err}"
     );
-    // A smaller one loads with a higher limit.
-    let rule = Rule {
-        cost_limit: Some(super::MAX_COST_LIMIT),
-        ..cel("lists.range(1000).map(i, lists.range(1000).map(j, j)).size() > 0")
-    };
+    // A smaller one is refused under the default limit and loads with a higher one; run with a
+    // limit just under the load-time count, it is stopped: that count is a lower bound.
+    let smaller = "lists.range(300).map(i, lists.range(300).map(j, j)).size() > 0";
+    let err = compile_err(&cel(smaller));
+    let at_least: u64 = err
+        .reason
+        .strip_prefix("this expression costs at least ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rule = Rule { cost_limit: Some(super::MAX_COST_LIMIT), ..cel(smaller) };
     assert!(compile(&rule, &Params::new()).is_ok());
+    let p = params_of(serde_json::json!({"n": 300}));
+    let (findings, _) = run_limited(
+        "lists.range(params.n).map(i, lists.range(params.n).map(j, j)).size() > 0",
+        Some(at_least - 1),
+        &p,
+    );
+    assert_eq!(messages(&findings), [format!("CEL rule exceeded its cost limit of {} units", at_least - 1)]);
+    let (findings, _) = run_limited(
+        "lists.range(params.n).map(i, lists.range(params.n).map(j, j)).size() > 0",
+        Some(at_least),
+        &p,
+    );
+    assert_eq!(findings, [], "the load-time count equals what this rule spends");
 }
 
 #[rstest]

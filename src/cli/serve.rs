@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use crate::admission::Settings;
 use crate::admission::decision::OnError;
 use crate::admission::exemptions::Exemptions;
+use crate::admission::policies::PolicyConfigMaps;
 use crate::metrics::Metrics;
 use crate::policy::Mode;
 use crate::server::tls::{CertFiles, CertResolver, SelfSigned};
@@ -209,6 +210,16 @@ impl Plan {
             usernames: set(args.exempt_users),
             runtime_classes: set(args.exempt_runtime_classes),
         };
+        let policy_configmaps = if args.configmaps {
+            let selector =
+                args.policy_selector.parse().map_err(|r: String| flag_error("policy-selector", r))?;
+            Some(PolicyConfigMaps {
+                namespace: args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),
+                selector,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             options: Options { listen, metrics_listen, max_body_bytes, grace_period },
             tls,
@@ -217,7 +228,13 @@ impl Plan {
                 namespace: args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),
                 selector: args.policy_selector.clone(),
             }),
-            settings: Settings { default_mode, namespace_mode_label, exemptions, on_error },
+            settings: Settings {
+                default_mode,
+                namespace_mode_label,
+                exemptions,
+                on_error,
+                policy_configmaps,
+            },
         })
     }
 }

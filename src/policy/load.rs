@@ -107,6 +107,14 @@ impl fmt::Display for LoadError {
                 write!(f, ":{line}")?;
             }
         }
+        self.write_place(f)
+    }
+}
+
+impl LoadError {
+    /// `: document[i]: policy p, rule r: field: reason`, each part when known: what follows the
+    /// source and line wherever an error is shown.
+    pub fn write_place(&self, f: &mut impl fmt::Write) -> fmt::Result {
         if let Some(doc) = self.document {
             write!(f, ": document[{doc}]")?;
         }

@@ -41,6 +41,7 @@ impl ObjectResult {
             Outcome::Evaluated => (false, None),
             Outcome::Skipped(why) => (true, Some(why.clone())),
             Outcome::Unreadable(e) => (false, Some(format!("cannot evaluate: {e}"))),
+            Outcome::Refused(why) => (false, Some(why.clone())),
         };
         Self {
             file: doc.file.clone(),

@@ -135,6 +135,7 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
         Outcome::Evaluated => None,
         Outcome::Skipped(reason) => Some(reason.clone()),
         Outcome::Unreadable(e) => Some(e.to_string()),
+        Outcome::Refused(why) => Some(why.clone()),
     };
     tracing::info!(
         target: DECISION_TARGET,

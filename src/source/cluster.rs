@@ -351,10 +351,11 @@ mod tests {
             r.mock.delete_configmap(NS, "team-b");
             eventually("team-b deleted", RELOAD, || (names(&r.store) == TEAM_A).then_some(())).await;
 
-            // Modify to bad: refused, the previous version stays, a Warning Event names the place.
+            // Modify to bad: refused, its policies leave (as in a replica started now), a Warning
+            // Event names the place.
             r.mock.put_configmap(&fixture("team-a-bad-policy.yaml"));
             eventually("refusal", RELOAD, || (!r.store.errors().is_empty()).then_some(())).await;
-            assert_eq!(names(&r.store), TEAM_A);
+            assert!(names(&r.store).is_empty());
             let warning = eventually("PolicyInvalid on team-a", RELOAD, || {
                 event(&r.mock.events(), "PolicyInvalid")
                     .filter(|e| e["regarding"]["name"] == "team-a")
@@ -369,7 +370,7 @@ mod tests {
             let note = warning["note"].as_str().unwrap();
             assert!(
                 note.contains(
-                    "namespaces.yaml:17: document[1]: spec.rules[0].check: unknown check `requireProbez`"
+                    "namespaces.yaml:17: document[1]: policy probes, rule probes: spec.rules[0].check: unknown check `requireProbez`"
                 ),
                 "{note}"
             );

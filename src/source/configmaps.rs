@@ -5,8 +5,12 @@
 //! watcher and turns the outcomes into logs, Kubernetes Events and the load-error metric.
 //!
 //! Every data key ending in `.yaml` or `.yml` is a policy file; the keys of one ConfigMap load
-//! together, so one broken key refuses the whole ConfigMap and its last good version stays in
-//! force (the [`Store`] keeps it).
+//! together, so one broken key refuses the whole ConfigMap. A refused ConfigMap contributes no
+//! policy, whatever an earlier version held: every replica reads the same ConfigMap, and what it
+//! enforces must depend only on what is stored now, not on when the replica started (a last good
+//! version kept in memory would differ between a replica that saw it and one started after the
+//! break). The webhook refuses a policy ConfigMap that does not load (`admission::policies`), so
+//! a broken one is stored only while podguard was not asked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -35,7 +39,7 @@ pub const DEFAULT_NAMESPACE: &str = "podguard-system";
 /// `podguard_policy_load_errors_total`. Called once per refused ConfigMap version, with all of
 /// its errors.
 pub trait LoadErrorHook: Send + Sync {
-    /// `source` was refused for `errors`; its last good version stays in force.
+    /// `source` was refused for `errors`; it contributes no policy until fixed.
     fn load_failed(&self, source: &SourceKey, errors: &[LoadError]);
 }
 
@@ -60,7 +64,7 @@ pub enum ConfigMapOutcome {
         /// Its policies whose names an earlier source already defines: ignored, the earlier kept.
         duplicates: Vec<LoadError>,
     },
-    /// It was refused; its previous good policies (or none) stay in force.
+    /// It was refused; it contributes no policy until fixed.
     Rejected {
         /// Every error found, each with its key, document, line and field.
         errors: Vec<LoadError>,
@@ -142,14 +146,14 @@ fn origin_key(origin: &Origin) -> &str {
 }
 
 /// Loads `cm` into `store` as the source `configmap/<namespace>/<name>`. On any error the whole
-/// ConfigMap is refused and its previous good policies stay in force.
+/// ConfigMap is refused and contributes no policy (see the module doc).
 pub fn apply_configmap(store: &Store, cm: &ConfigMap) -> ConfigMapOutcome {
     let namespace = cm.namespace().unwrap_or_default();
     let name = cm.name_any();
     let result = load_configmap(cm);
     let policies = result.as_ref().map_or(0, Vec::len);
     let key = source_key(&namespace, &name);
-    match store.update(key.clone(), result) {
+    match store.replace(key.clone(), result) {
         Applied::Loaded { recovered } => {
             let duplicates = store
                 .errors()
@@ -333,7 +337,7 @@ fn report(change: Change, events: &PolicyEvents, hook: &dyn LoadErrorHook, ready
                         tracing::warn!(
                             configmap = %source,
                             error = %e,
-                            "policy ConfigMap refused; its last good version stays in force"
+                            "policy ConfigMap refused; it contributes no policy until fixed"
                         );
                     }
                     hook.load_failed(&source, &errors);
@@ -409,7 +413,7 @@ pub(crate) mod tests {
     #[rstest]
     #[case::bad_yaml("team-a-bad-yaml.yaml", "namespaces.yaml", 0, Some(4), None)]
     #[case::bad_policy("team-a-bad-policy.yaml", "namespaces.yaml", 1, Some(17), Some("spec.rules[0].check"))]
-    fn bad_configmap_keeps_the_last_good_version(
+    fn bad_configmap_contributes_nothing_whatever_came_before(
         #[case] file: &str,
         #[case] key: &str,
         #[case] document: usize,
@@ -428,9 +432,15 @@ pub(crate) mod tests {
             Origin::ConfigMap { namespace: "podguard-system".into(), name: "team-a".into(), key: key.into() }
         );
         assert_eq!((e.document, e.line, e.field.as_deref()), (Some(document), line, field), "{e}");
-        // The whole ConfigMap is refused, even its good documents; the previous version stays.
-        assert_eq!(names(&store), TEAM_A);
+        // The whole ConfigMap is refused, even its good documents, and its previous version
+        // leaves too: a replica that saw the good version and one started after the break
+        // enforce the same (nothing of it).
+        assert!(names(&store).is_empty(), "{:?}", names(&store));
         assert_eq!(store.errors(), errors);
+        assert_eq!(store.refused(), 1);
+        let started_later = Store::new();
+        apply_configmap(&started_later, &fixture(file));
+        assert_eq!(names(&started_later), names(&store));
     }
 
     #[test]

@@ -59,9 +59,9 @@ impl PolicyEvents {
         Self { tx: None }
     }
 
-    /// `Warning PolicyInvalid`: `cm` was refused for `errors`; its last good version stays.
+    /// `Warning PolicyInvalid`: `cm` was refused for `errors`; it contributes no policy.
     pub fn invalid(&self, cm: &ConfigMap, errors: &[LoadError]) {
-        let headline = "refused; the last good version of this ConfigMap stays in force:";
+        let headline = "refused; no policy of this ConfigMap is in force until it loads:";
         self.send(cm, EventType::Warning, REASON_INVALID, note(headline, errors));
     }
 
@@ -135,14 +135,8 @@ fn describe(e: &LoadError) -> String {
     if let Some(line) = e.line {
         s.push_str(&format!(":{line}"));
     }
-    if let Some(doc) = e.document {
-        s.push_str(&format!(": document[{doc}]"));
-    }
-    if let Some(field) = &e.field {
-        s.push_str(&format!(": {field}"));
-    }
-    s.push_str(": ");
-    s.push_str(&e.reason);
+    // Writing into a String cannot fail.
+    let _ = e.write_place(&mut s);
     s
 }
 

@@ -71,7 +71,8 @@ pub enum Applied {
         /// Whether the previous load of this source had failed (it is now fixed).
         recovered: bool,
     },
-    /// The new content was refused; the previous good content stays.
+    /// The new content was refused: the previous good content stays ([`Store::update`]), or
+    /// the source contributes nothing ([`Store::replace`]).
     Rejected,
 }
 
@@ -128,6 +129,40 @@ impl Store {
         };
         self.rebuild(&sources);
         applied
+    }
+
+    /// Records the result of (re)loading `key` as the only thing that counts: on success its
+    /// policies replace the previous ones; on failure the source contributes nothing and the
+    /// errors are kept. For sources that several replicas read: what is in force then depends
+    /// only on what the source holds now, never on what one replica happened to see before.
+    pub fn replace(
+        &self,
+        key: SourceKey,
+        result: Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>>,
+    ) -> Applied {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let state = sources.entry(key).or_default();
+        let applied = match result {
+            Ok(policies) => {
+                let recovered = !state.errors.is_empty();
+                state.good = policies;
+                state.errors.clear();
+                Applied::Loaded { recovered }
+            }
+            Err(errors) => {
+                state.good.clear();
+                state.errors = errors;
+                Applied::Rejected
+            }
+        };
+        self.rebuild(&sources);
+        applied
+    }
+
+    /// How many sources are refused right now.
+    pub fn refused(&self) -> usize {
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources.values().filter(|s| !s.errors.is_empty()).count()
     }
 
     /// Forgets a source (a deleted ConfigMap or file): its policies leave the set.

@@ -67,10 +67,42 @@ fn selector_labels() -> Value {
 }
 
 fn webhook(rendered: &Rendered) -> k8s_openapi::api::admissionregistration::v1::ValidatingWebhook {
+    named_webhook(rendered, "validate.podguard.dev").unwrap()
+}
+
+fn named_webhook(
+    rendered: &Rendered,
+    name: &str,
+) -> Option<k8s_openapi::api::admissionregistration::v1::ValidatingWebhook> {
     let config: ValidatingWebhookConfiguration = rendered.typed("ValidatingWebhookConfiguration");
-    let mut hooks = config.webhooks.unwrap();
-    assert_eq!(hooks.len(), 1);
-    hooks.remove(0)
+    config.webhooks.unwrap().into_iter().find(|h| h.name == name)
+}
+
+#[test]
+fn policy_configmaps_are_validated_by_a_webhook_of_their_own_that_never_blocks() {
+    let rendered = render(&["--set", "mode=enforce"]);
+    let hook = named_webhook(&rendered, "policies.podguard.dev").unwrap();
+    assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(hook.client_config, webhook(&rendered).client_config, "the same service and CA");
+    let selector = serde_json::to_value(hook.namespace_selector.unwrap()).unwrap();
+    assert_eq!(
+        selector,
+        json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": [NAMESPACE]}]})
+    );
+    assert_eq!(
+        serde_json::to_value(hook.object_selector.unwrap()).unwrap(),
+        json!({"matchLabels": {"podguard.dev/policy": "true"}})
+    );
+    let rules = serde_json::to_value(hook.rules.unwrap()).unwrap();
+    assert_eq!(
+        rules,
+        json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"], "scope": "Namespaced"}])
+    );
+    // The server is told where the policy ConfigMaps are.
+    let a = args(&rendered);
+    assert!(a.contains(&format!("--policy-namespace={NAMESPACE}")), "{a:?}");
+    let off = render(&["--set", "webhook.validatePolicies=false"]);
+    assert!(named_webhook(&off, "policies.podguard.dev").is_none());
 }
 
 #[rstest]
