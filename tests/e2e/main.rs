@@ -5,5 +5,6 @@
 
 mod chart;
 mod check;
+mod policy_safety;
 mod support;
 mod webhook;

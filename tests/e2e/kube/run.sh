@@ -373,8 +373,10 @@ scenario_hot_reload() {
   [ "$ms" -le 2000 ] || bad "deleted policy took ${ms} ms to stop (limit 2000)"
 }
 
-# 7. A broken version of a policy ConfigMap keeps the previous version in force and leaves a
-#    Warning Event with reason PolicyInvalid on that ConfigMap.
+# 7. A broken version of a policy ConfigMap, stored while podguard was not asked (the policy
+#    ConfigMap webhook of scenario 18 is not registered yet), contributes no policy, as in a
+#    replica started after the break, and leaves a Warning Event PolicyInvalid on the ConfigMap;
+#    fixed, it is enforced again.
 scenario_broken_configmap() {
   namespace e2e-broken
   local good broken
@@ -384,10 +386,14 @@ scenario_broken_configmap() {
   k_in "$broken" apply -f -
   expect_ok "apply the broken ConfigMap"
   wait_until 10 policy_invalid_event pod-security-baseline || bad "no Warning Event PolicyInvalid on configmap/pod-security-baseline after 10 s"
-  k_in "$(pod_privileged still-denied)" create -n e2e-broken -f -
-  expect_denied pod-security-baseline/pss "spec.containers[0].securityContext.privileged"
+  wait_until 10 dry_run_allowed e2e-broken "$(pod_privileged no-longer-denied)" ||
+    bad "the broken ConfigMap's policy is still enforced after 10 s"
+  curl -sf --max-time 5 "http://127.0.0.1:$metrics_port/metrics" | grep -qx 'podguard_policy_sources_refused 1' ||
+    bad "podguard_policy_sources_refused is not 1"
   k_in "$good" apply -f -
   expect_ok "restore the good ConfigMap"
+  wait_until 10 dry_run_denied_by pod-security-baseline e2e-broken "$(pod_privileged denied-again)" ||
+    bad "the fixed ConfigMap is not enforced after 10 s"
 }
 
 # 8. An exempt namespace (--exempt-namespaces) admits anything, without warnings.
@@ -667,6 +673,95 @@ kubectl_debug() {
   OUT=$("$KUBECTL_1_20" --request-timeout=30s debug "$@" 2>&1) && RC=0 || RC=$?
 }
 
+# policy_configmap_with_cel NAME CEL: a policy ConfigMap whose one rule is the CEL expression.
+policy_configmap_with_cel() {
+  local cel
+  cel=$(jq -Rn --arg c "$2" '$c')
+  cat <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: $1
+  namespace: $POLICY_NS
+  labels: {podguard.dev/policy: "true"}
+data:
+  policy.yaml: |
+    apiVersion: podguard.dev/v1
+    kind: Policy
+    metadata: {name: $1}
+    spec:
+      match: {namespaces: ["e2e-nowhere"]}
+      rules:
+        - name: cel-rule
+          cel: $cel
+EOF
+}
+
+# 17. A policy ConfigMap whose CEL rule nests 7,000 levels (it used to overflow the stack and
+#     abort every replica, again at every restart), stored while podguard was not asked: podguard
+#     keeps serving, names the rule in a PolicyInvalid Event, and is still ready.
+scenario_deep_policy_stored() {
+  local deep
+  deep="has(spec$(printf '.a%.0s' $(seq 7000)))"
+  k_in "$(policy_configmap_with_cel e2e-deep "$deep")" apply -f -
+  expect_ok "store the deep policy ConfigMap"
+  wait_until 10 policy_invalid_event e2e-deep || bad "no PolicyInvalid Event on configmap/e2e-deep after 10 s"
+  k get events -n "$POLICY_NS" -o json
+  jq -r '.items[] | select(.reason == "PolicyInvalid" and .involvedObject.name == "e2e-deep") | .message' <<<"$OUT" |
+    grep -q 'policy e2e-deep, rule cel-rule: spec.rules\[0\].cel: cel at 1:4: expression could nest more than 256' ||
+    bad "the Event does not name the rule and the reason"
+  kill -0 "${pids[2]}" 2>/dev/null || bad "podguard exited"
+  curl -sf --max-time 2 --cacert "$tmp/podguard-ca.pem" "https://127.0.0.1:$pg_port/readyz" >/dev/null ||
+    bad "podguard is not ready"
+  k_in "$(pod_privileged still-judged)" create --dry-run=server -n e2e-deny -f -
+  expect_denied pod-security-baseline/pss "spec.containers[0].securityContext.privileged"
+  delete_policy e2e-deep
+}
+
+# 18. With podguard registered for its own policy ConfigMaps (by URL, as the chart's second
+#     webhook entry does by Service), one that does not load is refused at `kubectl apply` with
+#     the errors `policies lint` prints, and nothing is stored; one that loads is applied.
+scenario_policy_configmaps_validated() {
+  k apply -f - <<<"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: podguard-e2e-policies}
+webhooks:
+  - name: policies.podguard.dev
+    clientConfig:
+      url: https://127.0.0.1:$pg_port/validate
+      caBundle: $ca_bundle
+    rules:
+      - {apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [configmaps]}
+    objectSelector:
+      matchLabels: {podguard.dev/policy: \"true\"}
+    failurePolicy: Ignore
+    sideEffects: None
+    timeoutSeconds: 10
+    admissionReviewVersions: [v1]"
+  expect_ok "register the policy ConfigMap webhook"
+  local typo
+  typo=$(policy_configmap_with_cel e2e-typo "container.image.startsWithh('1111')")
+  # Registration is picked up asynchronously; the refusal is the proof it is in place.
+  wait_until 15 eval 'k_in "$typo" apply --dry-run=server -f -; [ "$RC" -ne 0 ]' ||
+    bad "the broken policy ConfigMap was not refused after 15 s"
+  k_in "$typo" apply -f -
+  expect_fail "a policy ConfigMap that does not load"
+  expect_has "admission webhook \"policies.podguard.dev\" denied the request: podguard refuses this policy ConfigMap: it does not load (1 error):"
+  expect_has "configmap/$POLICY_NS/e2e-typo[policy.yaml]:8: document[0]: policy e2e-typo, rule cel-rule: spec.rules[0].cel: cel at 1:17: unknown function \`startsWithh\`; did you mean \`startsWith\`?"
+  k get configmap e2e-typo -n "$POLICY_NS"
+  expect_fail "nothing stored"
+  k_in "$(policy_configmap_with_cel e2e-deep2 "has(spec$(printf '.a%.0s' $(seq 7000)))")" apply -f -
+  expect_fail "the 7,000-deep rule"
+  expect_has "could nest more than 256 levels"
+  k_in "$(policy_configmap_with_cel e2e-fine "spec.containers.all(c, c.image != '')")" apply -f -
+  expect_ok "a policy ConfigMap that loads"
+  delete_policy e2e-fine
+  # A ConfigMap of the same name elsewhere, or without the label, is not podguard's business.
+  namespace e2e-other-cms
+  k_in "$(policy_configmap_with_cel e2e-typo "container.image.startsWithh('1')" | sed "s/namespace: $POLICY_NS/namespace: e2e-other-cms/")" apply -f -
+  expect_ok "a labelled ConfigMap outside the policy namespace"
+}
+
 run_scenario() { # NAME FUNCTION
   log "--- $1"
   local start=$SECONDS
@@ -839,7 +934,7 @@ webhooks:
   run_scenario "4. warn-mode policy -> created with a Warning" scenario_warn_mode
   run_scenario "5. audit namespace -> created silently, decision logged" scenario_audit_namespace
   run_scenario "6. policy ConfigMap hot reload (2 s)" scenario_hot_reload
-  run_scenario "7. broken policy ConfigMap -> previous policy kept, PolicyInvalid Event" scenario_broken_configmap
+  run_scenario "7. broken policy ConfigMap -> none of it in force, PolicyInvalid Event" scenario_broken_configmap
   run_scenario "8. exempt namespace -> admitted" scenario_exempt_namespace
   run_scenario "9. label-only update of an existing non-compliant pod -> allowed" \
     scenario_label_update_of_existing_pod
@@ -874,6 +969,10 @@ webhooks:
   run_scenario "15. namespace created and used at once: its mode label applies" \
     scenario_new_namespace_label_honoured
   run_scenario "16. kubectl debug in an enforce namespace is judged" scenario_kubectl_debug_judged
+  run_scenario "17. a stored 7,000-deep policy ConfigMap: podguard keeps serving, PolicyInvalid" \
+    scenario_deep_policy_stored
+  run_scenario "18. a policy ConfigMap that does not load is refused at kubectl apply" \
+    scenario_policy_configmaps_validated
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
