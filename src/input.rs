@@ -113,6 +113,12 @@ pub fn read_text(file: &str, text: &str, json: bool, namespace: &str, inputs: &m
         }
         return;
     }
+    if let Some(line) = crate::yaml::flow_depth_error(text) {
+        // The YAML reader would stop at the same depth, after time quadratic in it.
+        let reason = format!("YAML nests more than {} levels deep", crate::yaml::MAX_DEPTH);
+        inputs.errors.push(err(file, None, Some(line), reason));
+        return;
+    }
     let mut index = 0;
     let mut last_error: Option<String> = None;
     for de in serde_yaml_ng::Deserializer::from_str(text) {

@@ -27,6 +27,7 @@ pub mod server;
 pub mod source;
 pub mod subject;
 pub mod telemetry;
+pub mod yaml;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -271,10 +271,16 @@ impl Document<'_> {
     }
 }
 
+/// Why a document nested past the YAML limits is refused.
+const DEEP: &str = "the document nests more than 128 levels deep; no policy needs that many";
+
 /// Line, field and reason of an error in one document.
 pub(crate) type DocError = (Option<usize>, Option<String>, String);
 
 fn parse_document(doc: &Document<'_>) -> Result<Policy, DocError> {
+    if let Some(line) = crate::yaml::flow_depth_error(doc.text) {
+        return Err((Some(doc.first_line + line - 1), None, DEEP.into()));
+    }
     // Check the header first, so that a ConfigMap carrying some other kind of document gets a
     // clear "not a podguard policy" instead of a list of unknown fields.
     let header: serde_yaml_ng::Value =
@@ -319,6 +325,10 @@ pub(crate) fn yaml_error(doc: &Document<'_>, e: &serde_yaml_ng::Error, field: Op
         && f.starts_with(head)
     {
         reason = rest.to_owned();
+    }
+    if reason.ends_with("recursion limit exceeded") {
+        // The YAML reader stops at 128 levels (no policy needs more) rather than overflow.
+        reason = DEEP.into();
     }
     (line, field, reason)
 }

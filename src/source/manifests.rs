@@ -41,8 +41,10 @@ fn is_configmap(doc: &Document<'_>) -> bool {
         api_version: Option<String>,
         kind: Option<String>,
     }
-    serde_yaml_ng::from_str::<Header>(doc.text)
-        .is_ok_and(|h| h.api_version.as_deref() == Some("v1") && h.kind.as_deref() == Some("ConfigMap"))
+    // Too deep to read is a policy document's error to report (as one), not a ConfigMap's.
+    crate::yaml::flow_depth_error(doc.text).is_none()
+        && serde_yaml_ng::from_str::<Header>(doc.text)
+            .is_ok_and(|h| h.api_version.as_deref() == Some("v1") && h.kind.as_deref() == Some("ConfigMap"))
 }
 
 fn load_configmap_document(

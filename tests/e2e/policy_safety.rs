@@ -60,6 +60,19 @@ fn expressions_that_overflowed_the_parser_are_policy_errors_in_lint() {
 }
 
 #[test]
+fn deeply_nested_yaml_is_a_policy_error_not_a_crash() {
+    let n = 100_000;
+    let text = format!(
+        "apiVersion: podguard.dev/v1\nkind: Policy\nmetadata: {{name: p}}\nspec:\n  rules: [{{name: r, cel: \"true\"}}]\n  params:\n    x: {}{}\n",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    let (out, stderr) = lint(&text);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("document[0]: the document nests more than 128 levels deep"), "{stderr}");
+}
+
+#[test]
 fn a_misspelt_function_is_a_lint_error_naming_policy_rule_line_and_fix() {
     let (out, stderr) = lint(&cel_policy("images", "prefix", "container.image.startsWithh('1111')"));
     assert_eq!(out.status.code(), Some(2), "{stderr}");
