@@ -533,12 +533,90 @@ const SUGGESTIONS: &[&str] = &[
     "getMilliseconds",
 ];
 
-/// The first call in `e` (in source order) to a function the environment does not have, with
-/// the error to report. cel-rust has no type checker; without this, a misspelt function passes
-/// `policies lint` and fails every request at run time.
+/// How many arguments the library's functions take: `(namespace, name, member call, counts)`.
+/// A call of a function listed here with another count is refused at load; cel-rust would only
+/// fail it at run time (it has no type checker). A test runs an example of every count.
+const ARITIES: &[(Option<&str>, &str, bool, &[usize])] = &[
+    (None, "contains", true, &[1]),
+    (None, "startsWith", true, &[1]),
+    (None, "endsWith", true, &[1]),
+    (None, "matches", true, &[1]),
+    (None, "matches", false, &[2]),
+    (None, "size", true, &[0]),
+    (None, "size", false, &[1]),
+    (None, "charAt", true, &[1]),
+    (None, "indexOf", true, &[1, 2]),
+    (None, "lastIndexOf", true, &[1, 2]),
+    (None, "lowerAscii", true, &[0]),
+    (None, "upperAscii", true, &[0]),
+    (None, "trim", true, &[0]),
+    (None, "replace", true, &[2, 3]),
+    (None, "split", true, &[1, 2]),
+    (None, "substring", true, &[1, 2]),
+    (None, "join", true, &[0, 1]),
+    (None, "format", true, &[1]),
+    (None, "reverse", true, &[0]),
+    (None, "slice", true, &[2]),
+    (None, "flatten", true, &[0, 1]),
+    (None, "sort", true, &[0]),
+    (None, "isSorted", true, &[0]),
+    (None, "sum", true, &[0]),
+    (None, "min", true, &[0]),
+    (None, "max", true, &[0]),
+    (None, "find", true, &[1]),
+    (None, "findAll", true, &[1, 2]),
+    (None, "quantity", false, &[1]),
+    (None, "isQuantity", false, &[1]),
+    (None, "compareTo", true, &[1]),
+    (None, "isLessThan", true, &[1]),
+    (None, "isGreaterThan", true, &[1]),
+    (None, "add", true, &[1]),
+    (None, "sub", true, &[1]),
+    (None, "isInteger", true, &[0]),
+    (None, "asInteger", true, &[0]),
+    (None, "asApproximateFloat", true, &[0]),
+    (None, "hasValue", true, &[0]),
+    (None, "orValue", true, &[1]),
+    (Some("lists"), "range", false, &[1]),
+    (Some("sets"), "contains", false, &[2]),
+    (Some("sets"), "equivalent", false, &[2]),
+    (Some("sets"), "intersects", false, &[2]),
+    (Some("strings"), "quote", false, &[1]),
+    (Some("base64"), "encode", false, &[1]),
+    (Some("base64"), "decode", false, &[1]),
+    (Some("math"), "abs", false, &[1]),
+    (Some("math"), "ceil", false, &[1]),
+    (Some("math"), "floor", false, &[1]),
+    (Some("math"), "round", false, &[1]),
+    (Some("optional"), "of", false, &[1]),
+    (Some("optional"), "none", false, &[0]),
+];
+
+/// Why a call of `name` with `count` arguments cannot work, if the table above says so.
+fn wrong_arity(namespace: Option<&str>, name: &str, member: bool, count: usize) -> Option<String> {
+    let (_, _, _, counts) = ARITIES
+        .iter()
+        .find(|(ns, n, m, _)| *ns == namespace && *n == name && *m == (member && namespace.is_none()))?;
+    if counts.contains(&count) {
+        return None;
+    }
+    let written = namespace.map_or_else(|| name.to_owned(), |ns| format!("{ns}.{name}"));
+    let takes: Vec<String> = counts.iter().map(ToString::to_string).collect();
+    let noun = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    Some(format!(
+        "`{written}` takes {} {}, not {count}",
+        takes.join(" or "),
+        noun(*counts.last().unwrap_or(&0))
+    ))
+}
+
+/// The first call in `e` (in source order) to a function the environment does not have, or
+/// with an argument count it cannot take, with the error to report. cel-rust has no type
+/// checker; without this, a misspelt function passes `policies lint` and fails every request at
+/// run time.
 fn unknown_function<'e>(env: &Arc<Env>, e: &'e IdedExpr) -> Option<(u64, &'e str, String)> {
     let mut verdicts: Vec<(&str, Option<&str>, bool)> = Vec::new();
-    let mut first: Option<(u64, &str)> = None;
+    let mut first: Option<(u64, &str, Option<String>)> = None;
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         stack.extend(children(e));
@@ -552,12 +630,18 @@ fn unknown_function<'e>(env: &Arc<Env>, e: &'e IdedExpr) -> Option<(u64, &'e str
                 known
             }
         };
+        let arity = known
+            .then(|| wrong_arity(namespace, &call.func_name, call.target.is_some(), call.args.len()))
+            .flatten();
         // Parser ids grow in source order.
-        if !known && first.is_none_or(|(id, _)| e.id < id) {
-            first = Some((e.id, &call.func_name));
+        if (!known || arity.is_some()) && first.as_ref().is_none_or(|(id, _, _)| e.id < *id) {
+            first = Some((e.id, &call.func_name, arity));
         }
     }
-    let (id, name) = first?;
+    let (id, name, arity) = first?;
+    if let Some(reason) = arity {
+        return Some((id, name, reason));
+    }
     let close = SUGGESTIONS
         .iter()
         .filter(|s| strsim::levenshtein(s, name) <= 2)
@@ -731,6 +815,146 @@ mod tests {
         let err = compile(source, true).unwrap_err();
         assert!(err.reason.starts_with(reason), "{err}");
         assert_eq!(err.position, Some(Position { line: 1, column }), "{err}");
+    }
+
+    #[rstest::rstest]
+    #[case::member("container.image.startsWith('a', 'b')", "`startsWith` takes 1 argument, not 2", 17)]
+    #[case::none("metadata.name.contains()", "`contains` takes 1 argument, not 0", 15)]
+    #[case::several_counts("'a,b'.split(',', 2, 3).size() == 2", "`split` takes 1 or 2 arguments, not 3", 7)]
+    #[case::namespaced("lists.range(1, 2).size() == 1", "`lists.range` takes 1 argument, not 2", 7)]
+    #[case::global("quantity() == quantity('1')", "`quantity` takes 1 argument, not 0", 1)]
+    fn wrong_argument_counts_are_refused_at_load(
+        #[case] source: &str,
+        #[case] reason: &str,
+        #[case] column: u32,
+    ) {
+        let err = compile(source, true).unwrap_err();
+        assert_eq!(err.reason, reason, "{err}");
+        assert_eq!(err.position, Some(Position { line: 1, column }), "{err}");
+    }
+
+    #[test]
+    fn every_argument_count_in_the_table_is_one_the_library_takes() {
+        // One call per (function, count) of the table, each evaluating to true.
+        let examples = [
+            "'abc'.contains('b')",
+            "'abc'.startsWith('a')",
+            "'abc'.endsWith('c')",
+            "'abc'.matches('b')",
+            "matches('abc', 'b')",
+            "'abc'.size() == 3",
+            "size('abc') == 3",
+            "'abc'.charAt(1) == 'b'",
+            "'abcb'.indexOf('b') == 1",
+            "'abcb'.indexOf('b', 2) == 3",
+            "'abcb'.lastIndexOf('b') == 3",
+            "'abcb'.lastIndexOf('b', 2) == 1",
+            "'A'.lowerAscii() == 'a'",
+            "'a'.upperAscii() == 'A'",
+            "' a '.trim() == 'a'",
+            "'aa'.replace('a', 'b') == 'bb'",
+            "'aa'.replace('a', 'b', 1) == 'ba'",
+            "'a,b'.split(',').size() == 2",
+            "'a,b,c'.split(',', 2).size() == 2",
+            "'abc'.substring(1) == 'bc'",
+            "'abc'.substring(1, 2) == 'b'",
+            "['a', 'b'].join() == 'ab'",
+            "['a', 'b'].join('-') == 'a-b'",
+            "'%s'.format(['a']) == 'a'",
+            "'ab'.reverse() == 'ba'",
+            "[1, 2].reverse() == [2, 1]",
+            "[1, 2, 3].slice(1, 2) == [2]",
+            "[[1], [2]].flatten() == [1, 2]",
+            "[[1, [2]]].flatten(2) == [1, 2]",
+            "[2, 1].sort() == [1, 2]",
+            "[1, 2].isSorted()",
+            "[1, 2].sum() == 3",
+            "[1, 2].min() == 1",
+            "[1, 2].max() == 2",
+            "'a1'.find('[0-9]') == '1'",
+            "'a1b2'.findAll('[0-9]').size() == 2",
+            "'a1b2'.findAll('[0-9]', 1).size() == 1",
+            "quantity('1') == quantity('1')",
+            "isQuantity('1Gi')",
+            "quantity('1').compareTo(quantity('2')) == -1",
+            "quantity('1').isLessThan(quantity('2'))",
+            "quantity('2').isGreaterThan(quantity('1'))",
+            "quantity('1').add(1) == quantity('2')",
+            "quantity('2').sub(1) == quantity('1')",
+            "quantity('1').isInteger()",
+            "quantity('1').asInteger() == 1",
+            "quantity('1').asApproximateFloat() == 1.0",
+            "optional.of(1).hasValue()",
+            "optional.none().orValue(1) == 1",
+            "lists.range(2).size() == 2",
+            "sets.contains([1], [1])",
+            "sets.equivalent([1], [1])",
+            "sets.intersects([1], [1])",
+            "strings.quote('a') != ''",
+            "base64.encode(b'a') == 'YQ=='",
+            "base64.decode('YQ==') == b'a'",
+            "math.abs(-1) == 1",
+            "math.ceil(1.2) == 2.0",
+            "math.floor(1.2) == 1.0",
+            "math.round(1.2) == 1.0",
+        ];
+        let env = super::super::library::env().unwrap();
+        for source in examples {
+            let program = env.compile(source).unwrap();
+            let ctx = cel::Context::with_env(Arc::clone(&env));
+            assert_eq!(program.execute(&ctx), Ok(cel::Value::Bool(true)), "{source}");
+            assert!(compile(source, false).is_ok(), "{source}: {:?}", compile(source, false).err());
+        }
+        // Every row of the table has an example of each of its counts.
+        for (ns, name, member, counts) in ARITIES {
+            for count in *counts {
+                let written = match (ns, member) {
+                    (Some(ns), _) => format!("{ns}.{name}("),
+                    (None, true) => format!(".{name}("),
+                    (None, false) => format!("{name}("),
+                };
+                let found = examples.iter().any(|e| {
+                    e.match_indices(&written).any(|(i, _)| {
+                        let global_ok = *member
+                            || ns.is_some()
+                            || i == 0
+                            || !e[..i].ends_with(['.', '_'])
+                                && !e[..i].ends_with(|c: char| c.is_alphanumeric());
+                        global_ok && args_at(&e[i + written.len()..]) == *count
+                    })
+                });
+                assert!(found, "no example of {written}…) with {count} argument(s)");
+            }
+        }
+    }
+
+    /// Arguments of the call whose text starts right after its `(`: commas at depth 0.
+    fn args_at(rest: &str) -> usize {
+        let mut depth = 0;
+        let mut count = 0;
+        let mut any = false;
+        let mut quote = None;
+        for c in rest.chars() {
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                }
+                continue;
+            }
+            match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    any = true;
+                }
+                '(' | '[' => depth += 1,
+                ')' | ']' if depth == 0 => break,
+                ')' | ']' => depth -= 1,
+                ',' if depth == 0 => count += 1,
+                c if !c.is_whitespace() => any = true,
+                _ => {}
+            }
+        }
+        if any { count + 1 } else { 0 }
     }
 
     #[test]

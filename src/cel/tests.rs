@@ -243,7 +243,7 @@ fn failing_message_expression_falls_back_to_message(#[case] expr: &str, #[case] 
     "spec.containers.size() > 'a'",
     "CEL rule failed: found no matching overload for '_>_' applied to '(int, string)'"
 )]
-#[case::wrong_arity("metadata.name.startsWith()", "CEL rule failed: ")]
+#[case::wrong_argument_type("metadata.name.startsWith(1)", "CEL rule failed: ")]
 #[case::bad_computed_regex(
     "metadata.name.matches(metadata.name + '(')",
     "CEL rule failed: Error executing function 'matches'"
