@@ -14,6 +14,8 @@
 //! Contact points: [`crate::policy::set`] calls [`compile`] for every rule with `cel`.
 
 mod budget;
+#[cfg(test)]
+mod fuzz;
 mod library;
 pub mod limits;
 mod patterns;
