@@ -127,7 +127,7 @@ impl Metrics {
         );
         registry.register(
             "podguard_policy_load_errors",
-            "Policy loads refused (the source's previous policies stayed in force)",
+            "Policy loads refused (a file keeps its last good policies; a ConfigMap contributes none until fixed)",
             load_errors.clone(),
         );
         registry.register(

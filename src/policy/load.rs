@@ -2,7 +2,8 @@
 //! document index, line, field, reason.
 //!
 //! No file IO here: [`crate::source`] reads files and ConfigMaps and hands their text in. A text
-//! loads whole or not at all, so a source with one broken document keeps its last good version.
+//! loads whole or not at all: one broken document refuses its whole source (a file then keeps its
+//! last good version; a ConfigMap contributes nothing, see `source::configmaps`).
 
 use std::fmt;
 use std::sync::Arc;

@@ -46,7 +46,7 @@ async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
         Err(e) => {
             state.metrics.record(DecisionLabel::Invalid, None, "", started.elapsed());
             tracing::warn!(error = %e, "refused a request that is not an AdmissionReview");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+            return (StatusCode::BAD_REQUEST, one_line(&e.to_string(), MAX_REASON_CHARS)).into_response();
         }
     };
     // Allowing by default while nothing is loaded would let through what any policy refuses;
@@ -124,6 +124,36 @@ fn unavailable(state: &State, request: &AdmissionRequest, started: Instant, why:
     );
     let line = format!("{}; the webhook's failurePolicy decides\n", why.replace(['\n', '\r'], " "));
     (StatusCode::SERVICE_UNAVAILABLE, line).into_response()
+}
+
+/// Longest reason of a 400 answer, in characters; the rest is cut.
+const MAX_REASON_CHARS: usize = 512;
+
+/// `text` as one line ending in `\n`: control characters written as escapes (the reason echoes
+/// what the client sent, and a newline in it would break the line), cut after `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 4);
+    let mut written = 0;
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.clear();
+        match c {
+            '\n' => piece.push_str("\\n"),
+            '\r' => piece.push_str("\\r"),
+            '\t' => piece.push_str("\\t"),
+            c if c.is_control() => piece.extend(c.escape_unicode()),
+            c => piece.push(c),
+        }
+        let len = piece.chars().count();
+        if written + len > max {
+            out.push('…');
+            break;
+        }
+        out.push_str(&piece);
+        written += len;
+    }
+    out.push('\n');
+    out
 }
 
 /// The one log line of a decision.
@@ -448,6 +478,20 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body.contains(needle), "{body}");
         assert_eq!(body.trim_end().lines().count(), 1, "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_400_reason_stays_one_line_whatever_the_client_sent() {
+        let body = format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"Admission\nReview\r\u0007{}","request":{{"uid":"1","kind":{{"kind":"Pod"}},"operation":"CREATE","userInfo":{{}}}}}}"#,
+            "x".repeat(2_000)
+        );
+        let (status, text) = call(router(state(), LIMIT), Method::POST, "/validate", body.into_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with("…\n"), "cut: {text}");
+        assert!(text.contains(r"Admission\nReview\r\u{7}x"), "{text}");
+        assert!(text.chars().count() <= MAX_REASON_CHARS + 2);
     }
 
     #[tokio::test]

@@ -184,7 +184,8 @@ impl Store {
         self.current.store(Arc::new(set));
     }
 
-    /// Every current load error: failed sources (whose last good version is in force) and
+    /// Every current load error: failed sources (a file's last good version stays in force, a
+    /// refused ConfigMap's does not) and
     /// duplicate names.
     pub fn errors(&self) -> Vec<LoadError> {
         let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::policy::{CompiledPolicy, LoadError};
 
 /// Records a (re)load of `key` in `store`, logging what happened and counting refusals. Every
-/// source that reloads at run time (files, ConfigMaps) goes through here.
+/// policy file that reloads at run time goes through here (ConfigMaps: `configmaps::apply_configmap`).
 pub fn apply(
     store: &Store,
     metrics: &Metrics,
