@@ -11,7 +11,7 @@ use std::time::Duration;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -212,6 +212,13 @@ impl Collector for PolicyCount {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(self.0.refused()).unwrap_or(i64::MAX)).encode(refused)?;
+        let dropped = encoder.encode_descriptor(
+            "podguard_log_lines_dropped",
+            "Log lines dropped because the log output did not keep up (the queue was full)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(crate::telemetry::dropped_lines() as u64).encode(dropped)?;
         Ok(())
     }
 }
@@ -251,6 +258,7 @@ mod tests {
             "podguard_policy_load_errors_total 1",
             r#"podguard_policies{source="builtin"} 0"#,
             "podguard_policy_sources_refused 1",
+            "podguard_log_lines_dropped_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -7,8 +7,16 @@
 //! The line is written by [`JsonLines`] rather than tracing-subscriber's JSON format, which
 //! gathers every field into a map of `serde_json::Value`s first: at one line per admission
 //! request that was a tenth of the webhook's time. Field order is the event's own.
+//!
+//! Lines are handed to a writer thread through a bounded queue of [`QUEUE_LINES`] lines, never
+//! written on the request's thread: a stalled log pipe (a slow collector, a full disk) must not
+//! stall admission. When the queue is full, lines are dropped and counted
+//! ([`dropped_lines`], `podguard_log_lines_dropped_total`), not waited for.
 
 use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -23,14 +31,33 @@ use crate::json::{Escape, string};
 /// Target of the one-line-per-decision events.
 pub const DECISION_TARGET: &str = "podguard::decision";
 
-/// Installs the JSON subscriber. Calling it twice is harmless (the second call does nothing).
-pub fn init() {
+/// Lines waiting for the writer thread at most; about 8 MiB of decision lines.
+pub const QUEUE_LINES: usize = 16_384;
+
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines dropped because the queue was full (the output did not keep up).
+pub fn dropped_lines() -> usize {
+    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+}
+
+/// Installs the JSON subscriber writing to stdout through the bounded queue. Keep the guard for
+/// the life of the process: dropping it flushes what is queued. Calling it twice is harmless (the
+/// second call installs nothing; its guard flushes nothing).
+pub fn init() -> WorkerGuard {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUE_LINES)
+        .lossy(true)
+        .thread_name("podguard-log")
+        .finish(std::io::stdout());
+    let _ = DROPPED.set(writer.error_counter());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .event_format(JsonLines)
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(writer)
         .try_init();
+    guard
 }
 
 /// `{"timestamp":"…","level":"INFO","message":"…",<fields>,"target":"…"}` and a newline.
@@ -177,5 +204,43 @@ mod tests {
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'), "{v}");
         let w: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(w["level"], "WARN");
+    }
+
+    /// A log output that accepts nothing until released: a stalled pipe.
+    struct Stalled(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+    impl io::Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (open, released) = &*self.0;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = released.wait(open).unwrap();
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_drops_and_counts_lines_instead_of_blocking_the_logger() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (writer, guard) =
+            NonBlockingBuilder::default().buffered_lines_limit(100).lossy(true).finish(Stalled(gate.clone()));
+        let counter = writer.error_counter();
+        let subscriber = tracing_subscriber::fmt().event_format(JsonLines).with_writer(writer).finish();
+        // With a blocking writer the 1,000th line would wait forever for the stalled output;
+        // getting past the loop is the test.
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..1_000 {
+                tracing::info!(i, "decision");
+            }
+        });
+        assert!(counter.dropped_lines() >= 800, "{} dropped", counter.dropped_lines());
+        let (open, released) = &*gate;
+        *open.lock().unwrap() = true;
+        released.notify_all();
+        drop(guard);
     }
 }

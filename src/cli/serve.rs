@@ -341,7 +341,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return Ok(config_error(&e)),
     };
-    crate::telemetry::init();
+    // Kept to the end of `run`: dropping it flushes the log lines still queued.
+    let _log = crate::telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("podguard")
