@@ -156,24 +156,49 @@ pub(crate) fn log_watch_error(what: &str, e: &watcher::Error) {
     }
 }
 
-/// Retry delays for the watches: 200 ms doubling to 30 s, plus up to a quarter of jitter; back to
-/// 200 ms after 60 s without errors. Unlike a plain exponential backoff, a successful step does
-/// not reset it: the watcher reports a success before every list attempt, and a down API server
-/// must still see growing delays.
+/// Retry delays for the watches: 200 ms doubling to [`BACKOFF_MAX`], plus up to a quarter of
+/// jitter; back to 200 ms once the watch delivers again ([`Healthy::mark`]). The cap is low on
+/// purpose: a change made just after the API server comes back must apply within about 2 s,
+/// and the retry in progress at that moment is at most one cap long. Two watches per replica
+/// retrying every second cost an API server that is down nothing it would notice. The watcher's
+/// own `reset` is ignored: it reports a success before every list attempt, so a down API server
+/// would never see the delay grow.
 #[derive(Debug)]
 pub(crate) struct ApiBackoff {
     next: Duration,
-    last_error: Option<Instant>,
+    healthy: Healthy,
     random: RandomState,
 }
 
+/// Tells an [`ApiBackoff`] that its watch delivered data: the next retry starts over.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Healthy(Arc<std::sync::atomic::AtomicBool>);
+
+impl Healthy {
+    /// The watch delivered an event.
+    pub(crate) fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-const BACKOFF_QUIET: Duration = Duration::from_secs(60);
+/// The longest retry delay, before jitter.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 impl Default for ApiBackoff {
     fn default() -> Self {
-        Self { next: BACKOFF_MIN, last_error: None, random: RandomState::new() }
+        Self { next: BACKOFF_MIN, healthy: Healthy::default(), random: RandomState::new() }
+    }
+}
+
+impl ApiBackoff {
+    /// The handle the watch loop marks on every event it receives.
+    pub(crate) fn healthy(&self) -> Healthy {
+        self.healthy.clone()
     }
 }
 
@@ -181,21 +206,19 @@ impl Iterator for ApiBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        if self.last_error.is_some_and(|t| now.duration_since(t) > BACKOFF_QUIET) {
+        if self.healthy.take() {
             self.next = BACKOFF_MIN;
         }
-        self.last_error = Some(now);
         let delay = self.next;
         self.next = (self.next * 2).min(BACKOFF_MAX);
-        let jitter = self.random.hash_one(now) % (delay.as_millis() as u64 / 4 + 1);
+        let jitter = self.random.hash_one(Instant::now()) % (delay.as_millis() as u64 / 4 + 1);
         Some(delay + Duration::from_millis(jitter))
     }
 }
 
 impl Backoff for ApiBackoff {
     fn reset(&mut self) {
-        // Deliberately only after a quiet spell (see the type's doc); `next` checks it.
+        // Deliberately ignored (see the type's doc); `Healthy` starts it over.
     }
 }
 
@@ -204,7 +227,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_to_the_cap_and_ignores_resets() {
+    fn backoff_grows_to_a_cap_under_two_seconds_and_ignores_the_watchers_resets() {
         let mut b = ApiBackoff::default();
         let first = b.next().unwrap();
         assert!(first >= BACKOFF_MIN && first <= BACKOFF_MIN * 5 / 4, "{first:?}");
@@ -213,15 +236,19 @@ mod tests {
         assert!(second >= BACKOFF_MIN * 2, "{second:?}");
         let last = (0..20).map(|_| b.next().unwrap()).last().unwrap();
         assert!(last >= BACKOFF_MAX && last <= BACKOFF_MAX * 5 / 4, "{last:?}");
+        assert!(last < Duration::from_secs(2));
     }
 
     #[test]
-    fn backoff_starts_over_after_a_quiet_spell() {
+    fn backoff_starts_over_once_the_watch_delivers() {
         let mut b = ApiBackoff::default();
-        b.next();
-        b.next();
-        b.last_error = Instant::now().checked_sub(BACKOFF_QUIET * 2);
+        let healthy = b.healthy();
+        for _ in 0..5 {
+            b.next();
+        }
+        healthy.mark();
         assert!(b.next().unwrap() <= BACKOFF_MIN * 5 / 4);
+        assert!(b.next().unwrap() >= BACKOFF_MIN * 2, "one mark, one start-over");
     }
 
     #[tokio::test]

@@ -294,13 +294,17 @@ pub async fn run_configmaps(
 ) {
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &namespace);
     let config = watcher::Config::default().labels(&selector);
-    let mut stream =
-        std::pin::pin!(kube::runtime::WatchStreamExt::backoff(watcher(api, config), ApiBackoff::default()));
+    let backoff = ApiBackoff::default();
+    let healthy = backoff.healthy();
+    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::backoff(watcher(api, config), backoff));
     let mut tracker = ConfigMapTracker::default();
     tracing::info!(%namespace, %selector, "watching policy ConfigMaps");
     while let Some(item) = stream.next().await {
         let event = match item {
-            Ok(event) => event,
+            Ok(event) => {
+                healthy.mark();
+                event
+            }
             Err(e) => {
                 log_watch_error("ConfigMaps", &e);
                 continue;

@@ -203,11 +203,14 @@ impl NamespaceWriter {
 pub async fn run_namespaces(client: kube::Client, mut writer: NamespaceWriter, ready: watch::Sender<bool>) {
     // `PartialObjectMeta` makes every request metadata-only.
     let api: kube::Api<PartialObjectMeta<Namespace>> = kube::Api::all(client);
-    let stream = watcher(api, watcher::Config::default()).backoff(ApiBackoff::default());
+    let backoff = ApiBackoff::default();
+    let healthy = backoff.healthy();
+    let stream = watcher(api, watcher::Config::default()).backoff(backoff);
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
+                healthy.mark();
                 if writer.apply(event) && !ready.send_replace(true) {
                     tracing::info!(namespaces = writer.cache.len(), "namespaces listed");
                 }

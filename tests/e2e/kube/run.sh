@@ -762,6 +762,32 @@ webhooks:
   expect_ok "a labelled ConfigMap outside the policy namespace"
 }
 
+# 19. The API server is down for 15 s and comes back: a policy change made right after its return
+#     is enforced within 2 s (podguard's watches retry at most 1.25 s apart and start over once
+#     they receive again); meanwhile podguard kept answering from what it had.
+scenario_api_server_outage() {
+  namespace e2e-outage
+  local pod t0 ms
+  pod=$(pod_plain outage)
+  dry_run_allowed e2e-outage "$pod" || bad "a baseline-compliant pod is refused before the outage"
+  stop_pid "${pids[1]}" || bad "kube-apiserver did not stop"
+  log "  kube-apiserver stopped"
+  sleep 15
+  start_apiserver
+  pids[1]=$!
+  wait_until 60 apiserver_ready || bad "kube-apiserver not ready again after 60 s"
+  log "  kube-apiserver back"
+  k_in "$(policy_configmap e2e-outage-restricted enforce restricted e2e-outage)" apply -f -
+  expect_ok "apply a policy right after the return"
+  t0=$(now_ms)
+  wait_until 20 dry_run_denied_by e2e-outage-restricted e2e-outage "$pod" ||
+    bad "the policy applied after the outage is not enforced after 20 s"
+  ms=$(($(now_ms) - t0))
+  log "  policy enforced ${ms} ms after the API server's return"
+  [ "$ms" -le 2000 ] || bad "the change took ${ms} ms to apply after the outage (limit 2000)"
+  delete_policy e2e-outage-restricted
+}
+
 run_scenario() { # NAME FUNCTION
   log "--- $1"
   local start=$SECONDS
@@ -824,14 +850,19 @@ echo "$pg_token,system:serviceaccount:$POLICY_NS:podguard,podguard-sa,system:ser
 openssl genrsa -out "$tmp/sa.key" 2048 2>/dev/null || die "openssl genrsa failed"
 # The endpoint reconciler would try to publish 127.0.0.1 as the `kubernetes` service's endpoint,
 # which the API refuses (loopback); nothing here needs that service.
-"$KUBE_APISERVER" --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-  --cert-dir "$tmp/certs" --token-auth-file "$tmp/tokens.csv" --authorization-mode RBAC \
-  --service-account-key-file "$tmp/sa.key" --service-account-signing-key-file "$tmp/sa.key" \
-  --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
-  --disable-admission-plugins ServiceAccount --allow-privileged=true \
-  --feature-gates EphemeralContainers=true \
-  --endpoint-reconciler-type none >"$tmp/kube-apiserver.log" 2>&1 &
+# start_apiserver: starts kube-apiserver in the background (its PID in $!), appending to its log;
+# scenario 19 stops it and starts it again on the same port and etcd.
+start_apiserver() {
+  "$KUBE_APISERVER" --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --cert-dir "$tmp/certs" --token-auth-file "$tmp/tokens.csv" --authorization-mode RBAC \
+    --service-account-key-file "$tmp/sa.key" --service-account-signing-key-file "$tmp/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
+    --disable-admission-plugins ServiceAccount --allow-privileged=true \
+    --feature-gates EphemeralContainers=true \
+    --endpoint-reconciler-type none >>"$tmp/kube-apiserver.log" 2>&1 &
+}
+start_apiserver
 pids+=($!)
 
 cat >"$KUBECONFIG" <<EOF
@@ -973,6 +1004,8 @@ webhooks:
     scenario_deep_policy_stored
   run_scenario "18. a policy ConfigMap that does not load is refused at kubectl apply" \
     scenario_policy_configmaps_validated
+  run_scenario "19. 15 s API server outage: a change right after it applies within 2 s" \
+    scenario_api_server_outage
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
