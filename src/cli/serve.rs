@@ -100,6 +100,10 @@ pub struct Args {
         default_value = "podguard.dev/policy=true"
     )]
     pub policy_selector: String,
+    /// How long a client may take for each step of a request (TLS handshake, headers, body),
+    /// e.g. 10s, 500ms; slower is cut off (408 for a body).
+    #[arg(long, env = "PODGUARD_CLIENT_TIMEOUT", value_name = "DURATION", default_value = "10s")]
+    pub client_timeout: String,
     /// After SIGTERM/SIGINT, how long requests in flight may take to finish (e.g. 25s, 500ms).
     #[arg(long, env = "PODGUARD_SHUTDOWN_GRACE_PERIOD", value_name = "DURATION", default_value = "25s")]
     pub shutdown_grace_period: String,
@@ -200,6 +204,11 @@ impl Plan {
             v => return Err(flag_error("on-error", format!("`{v}` is not deny or allow"))),
         };
         let max_body_bytes = parse_size(&args.max_body_bytes).map_err(|r| flag_error("max-body-bytes", r))?;
+        let client_timeout = parse_duration(&args.client_timeout)
+            .and_then(|d| {
+                if d.is_zero() { Err("a zero timeout would cut off every client".into()) } else { Ok(d) }
+            })
+            .map_err(|r| flag_error("client-timeout", r))?;
         let grace_period = parse_duration(&args.shutdown_grace_period)
             .map_err(|r| flag_error("shutdown-grace-period", r))?;
         let set = |v: Vec<String>| -> HashSet<String> {
@@ -221,7 +230,7 @@ impl Plan {
             None
         };
         Ok(Self {
-            options: Options { listen, metrics_listen, max_body_bytes, grace_period },
+            options: Options { listen, metrics_listen, max_body_bytes, grace_period, client_timeout },
             tls,
             policies: args.policies,
             configmaps: args.configmaps.then(|| ConfigMapOptions {

@@ -175,6 +175,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after the shutdown signal.
     pub grace_period: Duration,
+    /// How long a client may take for each step of a request: TLS handshake, headers, body.
+    pub client_timeout: Duration,
 }
 
 /// Both ports bound, ready to serve.
@@ -225,9 +227,15 @@ impl Server {
                 tracing::error!(error = %e, "metrics server failed");
             }
         });
-        let app = router(self.state, self.options.max_body_bytes);
-        let admission =
-            shutdown::serve_tls(self.admission, self.tls, app, stopped(stop_rx), self.options.grace_period);
+        let app = routes::router_with(self.state, self.options.max_body_bytes, self.options.client_timeout);
+        let admission = shutdown::serve_tls(
+            self.admission,
+            self.tls,
+            app,
+            stopped(stop_rx),
+            self.options.grace_period,
+            self.options.client_timeout,
+        );
         let admission = tokio::spawn(admission);
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State as Extract};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,10 +23,16 @@ use crate::metrics::DecisionLabel;
 use crate::policy::{CompiledPolicy, LoadError, Mode, Origin, Severity};
 use crate::telemetry::DECISION_TARGET;
 
-/// The admission router, with the body size limit and panic guard applied.
+/// The admission router, with the body size limit and panic guard applied, and the default
+/// [`CLIENT_TIMEOUT`] for reading a body.
 pub fn router(state: State, max_body_bytes: usize) -> Router {
+    router_with(state, max_body_bytes, CLIENT_TIMEOUT)
+}
+
+/// [`router`] with `body_timeout` for reading a request body.
+pub fn router_with(state: State, max_body_bytes: usize, body_timeout: Duration) -> Router {
     let routes = Router::new()
-        .route("/validate", post(validate))
+        .route("/validate", post(move |state, body| validate(state, body, max_body_bytes, body_timeout)))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
@@ -39,8 +45,74 @@ pub fn guard(routes: Router, max_body_bytes: usize) -> Router {
     routes.layer(DefaultBodyLimit::max(max_body_bytes)).layer(CatchPanicLayer::new())
 }
 
-async fn validate(Extract(state): Extract<State>, body: Bytes) -> Response {
+/// How long a client may take for each step of a request by default (`--client-timeout`): the
+/// TLS handshake, the request headers, the request body. The API server sends a review in one go;
+/// a client trickling bytes is holding a connection and a task.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of an oversized body is read (and thrown away) before answering 413, as a multiple
+/// of the limit. Reading the rest lets the answer reach HTTP/2 clients: answering while the
+/// client still sends makes the server reset the stream, and clients then report a framing
+/// error instead of the 413. Past this, the stream is reset anyway.
+const DRAIN_FACTOR: usize = 4;
+
+/// Why a body was not read.
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Broken,
+}
+
+/// Reads `body` whole when it holds at most `limit` bytes. An oversized body is read to its end
+/// (up to [`DRAIN_FACTOR`] times the limit) and dropped, never held.
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    let read = async {
+        let mut body = body;
+        let mut buf = bytes::BytesMut::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return Err(BodyError::Broken) };
+            let Ok(data) = frame.into_data() else { continue };
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+                return Err(BodyError::TooLarge);
+            } else if !buf.is_empty() {
+                buf = bytes::BytesMut::new();
+            }
+        }
+        if seen > limit { Err(BodyError::TooLarge) } else { Ok(buf.freeze()) }
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or(Err(BodyError::TimedOut))
+}
+
+async fn validate(
+    Extract(state): Extract<State>,
+    body: Body,
+    max_body_bytes: usize,
+    body_timeout: Duration,
+) -> Response {
     let started = Instant::now();
+    let body = match read_body(body, max_body_bytes, body_timeout).await {
+        Ok(body) => body,
+        Err(e) => {
+            state.metrics.record(DecisionLabel::Invalid, None, "", started.elapsed());
+            let (status, why) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body over the limit of {max_body_bytes} bytes\n"),
+                ),
+                BodyError::TimedOut => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not received within {} ms\n", body_timeout.as_millis()),
+                ),
+                BodyError::Broken => (StatusCode::BAD_REQUEST, "request body could not be read\n".to_owned()),
+            };
+            return (status, why).into_response();
+        }
+    };
     let request = match review::parse(&body) {
         Ok(request) => request,
         Err(e) => {

@@ -16,12 +16,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// A client that opens a connection and never finishes the handshake must not hold a task
-/// forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Same for a client that never finishes sending its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Resolves on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
 pub async fn signal() {
     let ctrl_c = async {
@@ -54,11 +48,13 @@ pub async fn serve_tls(
     app: Router,
     stop: impl Future<Output = ()>,
     grace_period: Duration,
+    client_timeout: Duration,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    // A client that never finishes its headers must not hold a task forever.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(client_timeout);
     let builder = Arc::new(builder);
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -79,7 +75,8 @@ pub async fn serve_tls(
         // Taken before the handshake so a connection still shaking hands is waited for too.
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            // Nor one that never finishes the handshake.
+            let stream = match tokio::time::timeout(client_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");

@@ -160,6 +160,16 @@ impl Webhook {
 
     /// A new HTTPS client (its own connection pool) trusting the server's CA(s).
     pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().unwrap()
+    }
+
+    /// The admission address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The builder of [`Webhook::client`], to change before building.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
         let mut b = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -168,7 +178,7 @@ impl Webhook {
         for ca in &self.cas {
             b = b.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
         }
-        b.build().unwrap()
+        b
     }
 
     /// POSTs `body` to /validate.

@@ -237,6 +237,54 @@ async fn six_mib_body_is_413_and_the_server_carries_on() {
     assert_eq!(w.review("reviews/pod-compliant.json").await["allowed"], true);
 }
 
+#[tokio::test]
+async fn six_mib_body_over_http2_is_413_not_a_reset_stream() {
+    let w = Webhook::start();
+    let h2 = w.client_builder().http2_prior_knowledge().build().unwrap();
+    let res = h2
+        .post(w.url("/validate"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 6 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 413);
+    assert!(res.text().await.unwrap().starts_with("request body over the limit of 3145728 bytes"));
+    // The same connection goes on serving.
+    let ok = h2.post(w.url("/validate")).body(fixture("reviews/pod-compliant.json")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_after_the_client_timeout() {
+    let w = Launch::new().args(&["--client-timeout=500ms"]).start();
+    let (tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let mut tx = tx;
+    tx.try_send(Ok(b"{".to_vec())).unwrap();
+    let started = Instant::now();
+    let res = w
+        .client()
+        .post(w.url("/validate"))
+        .header("content-length", "1000")
+        .body(reqwest::Body::wrap_stream(rx))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 408);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    drop(tx);
+}
+
+#[tokio::test]
+async fn a_connection_that_never_shakes_hands_is_closed_after_the_client_timeout() {
+    let w = Launch::new().args(&["--client-timeout=500ms"]).start();
+    let mut tcp = tokio::net::TcpStream::connect(w.addr()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "still open after 5 s: {read:?}");
+}
+
 #[rstest]
 #[case::get_validate(reqwest::Method::GET, "/validate", 405)]
 #[case::put_validate(reqwest::Method::PUT, "/validate", 405)]
