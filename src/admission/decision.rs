@@ -108,13 +108,26 @@ impl Decision {
             Outcome::Refused(why) => return w.write_str(why),
             _ => {}
         }
-        for (i, v) in self.with_mode(Mode::Enforce).enumerate() {
+        let (shown, more) = self.shown(Mode::Enforce);
+        for (i, v) in shown.enumerate() {
             if i > 0 {
                 w.write_char('\n')?;
             }
             v.render(w, true)?;
         }
+        if more > 0 {
+            write!(
+                w,
+                "\n… and {more} more (the first {MAX_SHOWN} are shown; podguard's log and metrics count all)"
+            )?;
+        }
         Ok(())
+    }
+
+    /// The first [`MAX_SHOWN`] violations with `mode`, and how many more there are.
+    fn shown(&self, mode: Mode) -> (impl Iterator<Item = &Violation>, usize) {
+        let all = self.with_mode(mode).count();
+        (self.with_mode(mode).take(MAX_SHOWN), all.saturating_sub(MAX_SHOWN))
     }
 
     /// One warning per warn violation: the full line when it fits in 120 characters, else
@@ -134,16 +147,23 @@ impl Decision {
             (true, Outcome::Unreadable(e)) => Some(Warning::AdmittedUnreadable(e)),
             _ => None,
         };
-        self.with_mode(Mode::Warn).map(Warning::Violation).chain(on_error)
+        let (shown, more) = self.shown(Mode::Warn);
+        let more = (more > 0).then_some(Warning::More(more));
+        shown.map(Warning::Violation).chain(more).chain(on_error)
     }
 
-    /// `auditAnnotations`: key `violations`, a compact JSON list of the audit violations.
+    /// `auditAnnotations`: key `violations`, a compact JSON list of the first [`MAX_SHOWN`] audit
+    /// violations, and `violations-omitted` with the count of the others when there are more.
     pub fn audit_annotations(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         if self.with_mode(Mode::Audit).next().is_some() {
             let mut list = String::new();
             let _ = self.write_audit_list(&mut list);
             out.insert(AUDIT_KEY.to_owned(), list);
+        }
+        let (_, more) = self.shown(Mode::Audit);
+        if more > 0 {
+            out.insert(AUDIT_OMITTED_KEY.to_owned(), more.to_string());
         }
         out
     }
@@ -168,7 +188,7 @@ impl Decision {
         value: fn(&mut W, &str) -> fmt::Result,
     ) -> fmt::Result {
         w.write_char('[')?;
-        for (i, v) in self.with_mode(Mode::Audit).enumerate() {
+        for (i, v) in self.shown(Mode::Audit).0.enumerate() {
             if i > 0 {
                 w.write_char(',')?;
             }
@@ -245,7 +265,12 @@ impl Decision {
         if self.with_mode(Mode::Audit).next().is_some() {
             write!(out, r#","auditAnnotations":{{"{AUDIT_KEY}":""#)?;
             self.write_audit_list_escaped(out)?;
-            out.push_str("\"}");
+            out.push('"');
+            let (_, more) = self.shown(Mode::Audit);
+            if more > 0 {
+                write!(out, r#","{AUDIT_OMITTED_KEY}":"{more}""#)?;
+            }
+            out.push('}');
         }
         out.push_str("}}");
         Ok(())
@@ -255,12 +280,23 @@ impl Decision {
 /// The `auditAnnotations` key holding the audit violations.
 const AUDIT_KEY: &str = "violations";
 
+/// The `auditAnnotations` key counting the audit violations not listed.
+const AUDIT_OMITTED_KEY: &str = "violations-omitted";
+
+/// Violations listed per mode in one answer: the refusal's lines, the warnings, the audit
+/// annotation. A pod with 7,000 privileged containers would otherwise get a 78 MB answer (the
+/// API server shows only the first warnings anyway); the rest are summarised, and counted in full
+/// in the metrics. With messages bounded too, an answer stays under 256 KiB.
+pub const MAX_SHOWN: usize = 50;
+
 /// One entry of `warnings`.
 enum Warning<'a> {
     /// A warn-mode violation.
     Violation(&'a Violation),
     /// The object could not be read and `--on-error allow` admitted it.
     AdmittedUnreadable(&'a DecodeError),
+    /// How many warn-mode violations were not listed.
+    More(usize),
 }
 
 impl Warning<'_> {
@@ -283,6 +319,7 @@ impl Warning<'_> {
             Self::AdmittedUnreadable(e) => {
                 write!(out, "podguard could not evaluate this object and admitted it (--on-error allow): {e}")
             }
+            Self::More(n) => write!(out, "… and {n} more warnings (the first {MAX_SHOWN} are shown)"),
         }
     }
 }
@@ -860,6 +897,41 @@ mod tests {
             assert_eq!(back["response"]["uid"], uid);
             assert_eq!(back["response"]["allowed"], d.allowed);
         }
+    }
+
+    #[test]
+    fn a_pod_with_thousands_of_violations_gets_a_bounded_answer() {
+        let s = set(vec![
+            privileged_policy("e", None),
+            privileged_policy("w", Some(Mode::Warn)),
+            privileged_policy("a", Some(Mode::Audit)),
+        ]);
+        let d = evaluate(
+            &s,
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, pod(&[true; 7_000])),
+            None,
+        );
+        assert_eq!(d.violations.len(), 21_000, "every violation is kept for metrics and the log");
+        let json = d.review_json("u");
+        assert!(json.len() < 256 * 1024, "{} bytes", json.len());
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            String::from_utf8(d.response("u").to_review_json()).unwrap()
+        );
+        let r = d.response("u");
+        let message = r.status.unwrap().message;
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(lines.len(), MAX_SHOWN + 1);
+        assert_eq!(
+            lines[MAX_SHOWN],
+            "… and 6950 more (the first 50 are shown; podguard's log and metrics count all)"
+        );
+        assert_eq!(r.warnings.len(), MAX_SHOWN + 1);
+        assert_eq!(r.warnings[MAX_SHOWN], "… and 6950 more warnings (the first 50 are shown)");
+        let audit: Vec<serde_json::Value> = serde_json::from_str(&r.audit_annotations["violations"]).unwrap();
+        assert_eq!(audit.len(), MAX_SHOWN);
+        assert_eq!(r.audit_annotations["violations-omitted"], "6950");
     }
 
     #[test]

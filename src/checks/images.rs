@@ -136,6 +136,9 @@ fn uses_image(c: &ContainerRef<'_>, image: &str, problem: &str) -> String {
     [c.kind.noun(), " \"", c.name, "\" uses image \"", image, "\" ", problem].concat()
 }
 
+/// Registries named in the fix of an `allowedRegistries` violation.
+const FIX_REGISTRIES: usize = 5;
+
 /// `allowedRegistries`: every image starts with one of `params.registries`.
 #[derive(Debug)]
 pub struct AllowedRegistries {
@@ -172,7 +175,14 @@ impl AllowedRegistries {
                 ));
             }
         }
-        let fix = format!("use an image from {}", registries.join(", "));
+        // A long allow-list would repeat itself in every message: the first few, and a count.
+        let fix = match registries.len().checked_sub(FIX_REGISTRIES) {
+            Some(more) if more > 0 => format!(
+                "use an image from {} (or {more} more registries the policy allows)",
+                registries[..FIX_REGISTRIES].join(", ")
+            ),
+            _ => format!("use an image from {}", registries.join(", ")),
+        };
         Ok(Box::new(Self { registries, fix }))
     }
 }
@@ -336,6 +346,17 @@ pub(crate) mod tests {
     }
 
     const ECR: &str = "registries: ['111122223333.dkr.ecr.us-east-1.amazonaws.com/', 'docker.io/library/']";
+
+    #[test]
+    fn a_long_allow_list_is_named_in_part() {
+        let registries: Vec<String> = (0..40).map(|i| format!("'registry{i}.example/'")).collect();
+        let params = format!("registries: [{}]", registries.join(", "));
+        let findings = run("allowedRegistries", &params, "Pod", &pod("docker.io/library/nginx:1"));
+        assert_eq!(
+            findings[0].fix,
+            "use an image from registry0.example/, registry1.example/, registry2.example/, registry3.example/, registry4.example/ (or 35 more registries the policy allows)"
+        );
+    }
 
     #[rstest]
     #[case::ecr("111122223333.dkr.ecr.us-east-1.amazonaws.com/web:1.0", true)]

@@ -427,6 +427,7 @@ async fn serve(
         metrics: metrics.clone(),
         namespaces,
         readiness,
+        large_reviews: server::LargeReviews::for_max_body(plan.options.max_body_bytes),
     }));
     let server = Server::bind(plan.options.clone(), state, certs).await?;
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();

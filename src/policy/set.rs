@@ -226,6 +226,24 @@ impl CompiledPolicy {
     }
 }
 
+/// Longest violation message, in characters; a longer one (an image reference of kilobytes, a
+/// CEL message built from the object) is cut so that one finding cannot make an answer huge.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// Longest fix, in characters.
+pub const MAX_FIX_CHARS: usize = 512;
+
+/// `text` cut to `max` characters, with `…` when cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max
+        && let Some((cut, _)) = text.char_indices().nth(max)
+    {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 /// The policies in force: immutable, shared by every request.
 #[derive(Debug, Default)]
 pub struct PolicySet {
@@ -312,11 +330,45 @@ impl PolicySet {
                     controls: p.controls.clone(),
                     mode: p.mode.unwrap_or(Mode::Enforce),
                     path: f.path,
-                    message: f.message,
-                    fix: f.fix,
+                    message: bounded(f.message, MAX_MESSAGE_CHARS),
+                    fix: match f.fix {
+                        std::borrow::Cow::Owned(fix) => std::borrow::Cow::Owned(bounded(fix, MAX_FIX_CHARS)),
+                        borrowed => borrowed,
+                    },
                 }));
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pod, privileged_policy, set, workload};
+
+    #[test]
+    fn messages_and_fixes_are_cut_to_their_limits() {
+        let mut p = pod(&[true]);
+        p["spec"]["containers"][0]["name"] = "x".repeat(5_000).into();
+        let w = workload("Pod", &serde_yaml_ng::to_string(&p).unwrap());
+        let user = crate::context::UserInfo::default();
+        let ctx = Context {
+            operation: crate::context::Operation::Create,
+            namespace: "ns",
+            namespace_labels: None,
+            name: "web",
+            kind: "Pod",
+            sub_resource: None,
+            user: &user,
+            dry_run: false,
+            object: None,
+            old_object: None,
+        };
+        let v = set(vec![privileged_policy("p", None)]).evaluate(&ctx, &Subject::of(&w));
+        assert_eq!(v[0].message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(v[0].message.ends_with("xx…"), "{}", &v[0].message[1000..]);
+        assert_eq!(bounded("short".into(), 10), "short");
+        assert_eq!(bounded("é".repeat(20), 10), format!("{}…", "é".repeat(10)));
     }
 }

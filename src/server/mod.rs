@@ -151,6 +151,60 @@ pub struct Shared {
     pub namespaces: Arc<dyn NamespaceLabels>,
     /// Readiness gates.
     pub readiness: Arc<Readiness>,
+    /// Kibibytes of large requests in evaluation at once ([`LargeReviews`]).
+    pub large_reviews: LargeReviews,
+}
+
+/// The budget of large requests (over [`LargeReviews::INLINE_BYTES`]) in evaluation at once,
+/// counted in kibibytes of request body. Decoding an object and listing its findings take
+/// memory in proportion to its size, so a few huge pods at once must wait for each other
+/// rather than all be held together; small reviews (nearly all) never touch the budget. A large
+/// request also runs on a blocking thread, so that it never holds up the workers that answer
+/// `/healthz` and every small review.
+#[derive(Clone, Debug)]
+pub struct LargeReviews {
+    /// The budget's permits, one a kibibyte.
+    pub permits: Arc<tokio::sync::Semaphore>,
+    /// The whole budget, in kibibytes.
+    pub kib: usize,
+    /// Large requests in evaluation at once at most: one core fewer than the machine has, so
+    /// that one stays for the async workers.
+    pub slots: usize,
+}
+
+impl LargeReviews {
+    /// Bodies up to this size are evaluated inline, on the request's worker.
+    pub const INLINE_BYTES: usize = 64 * 1024;
+    /// Kibibytes of large bodies in evaluation at once by default: two of the largest (3 MiB).
+    pub const DEFAULT_KIB: usize = 6 * 1024;
+
+    /// A budget of `kib` kibibytes.
+    pub fn new(kib: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(kib)),
+            kib,
+            slots: cores.saturating_sub(1).max(1),
+        }
+    }
+
+    /// The budget for bodies of up to `max_body_bytes`: room for two of the largest at once.
+    pub fn for_max_body(max_body_bytes: usize) -> Self {
+        Self::new(Self::DEFAULT_KIB.max(max_body_bytes.div_ceil(1024).saturating_mul(2)))
+    }
+
+    /// The permits a body of `bytes` takes: its size in kibibytes, at least one slot's share
+    /// of the budget, at most the whole budget.
+    pub fn cost(&self, bytes: usize) -> u32 {
+        let share = self.kib / self.slots;
+        u32::try_from(bytes.div_ceil(1024).max(share).min(self.kib)).unwrap_or(u32::MAX)
+    }
+}
+
+impl Default for LargeReviews {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_KIB)
+    }
 }
 
 /// Handler state: a cheap clone of the shared parts.

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::{Fetched, State};
+use super::{Fetched, LargeReviews, State};
 use crate::admission::{self, AdmissionRequest, Decision, Outcome, review};
 use crate::context::Operation;
 use crate::metrics::DecisionLabel;
@@ -131,8 +131,32 @@ async fn validate(
         Err(why) => return unavailable(&state, &request, started, why),
     };
     let policies = state.store.current();
-    let decision = admission::evaluate(&policies, &state.settings, &request, labels.as_deref());
-    let body = decision.review_json(&request.uid);
+    let (decision, request, body) = if body.len() <= LargeReviews::INLINE_BYTES {
+        let decision = admission::evaluate(&policies, &state.settings, &request, labels.as_deref());
+        let json = decision.review_json(&request.uid);
+        (decision, request, json)
+    } else {
+        let kib = state.large_reviews.cost(body.len());
+        let budget = state.large_reviews.permits.clone();
+        let Ok(Ok(permit)) = tokio::time::timeout(body_timeout, budget.acquire_many_owned(kib)).await else {
+            let why = "podguard is evaluating as many large requests as its memory budget allows".to_owned();
+            return unavailable(&state, &request, started, why);
+        };
+        drop(body);
+        let settings = state.clone();
+        let evaluated = tokio::task::spawn_blocking(move || {
+            let decision = admission::evaluate(&policies, &settings.settings, &request, labels.as_deref());
+            let json = decision.review_json(&request.uid);
+            drop(permit);
+            (decision, request, json)
+        })
+        .await;
+        match evaluated {
+            Ok(done) => done,
+            // The evaluation panicked (a bug): answer like the panic guard does.
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    };
     let elapsed = started.elapsed();
     let label = DecisionLabel::of(&decision);
     state.metrics.record(label, Some(request.operation), &request.kind.kind, elapsed);
@@ -251,6 +275,7 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
         decision = label.as_str(),
         allowed = decision.allowed,
         violations = violations.as_str(),
+        findings = decision.violations.len(),
         reason,
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "decision"
@@ -398,6 +423,7 @@ mod tests {
             settings: Settings::default(),
             namespaces,
             readiness,
+            large_reviews: crate::server::LargeReviews::default(),
         }))
     }
 

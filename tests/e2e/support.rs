@@ -168,6 +168,13 @@ impl Webhook {
         self.addr
     }
 
+    /// The server's highest resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// The builder of [`Webhook::client`], to change before building.
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
         let mut b = reqwest::Client::builder()
