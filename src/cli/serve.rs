@@ -104,6 +104,14 @@ pub struct Args {
     /// e.g. 10s, 500ms; slower is cut off (408 for a body).
     #[arg(long, env = "PODGUARD_CLIENT_TIMEOUT", value_name = "DURATION", default_value = "10s")]
     pub client_timeout: String,
+    /// Connections open at once on the admission port; past it, the longest-idle one gives way.
+    /// Lowered to fit the open-files limit (whose soft value is raised to the hard one at start).
+    #[arg(long, env = "PODGUARD_MAX_CONNECTIONS", value_name = "N", default_value_t = 1000)]
+    pub max_connections: usize,
+    /// A connection without a request for this long is closed (e.g. 120s). Above the API
+    /// server's own 90 s, so that it is normally the one to close.
+    #[arg(long, env = "PODGUARD_IDLE_TIMEOUT", value_name = "DURATION", default_value = "120s")]
+    pub idle_timeout: String,
     /// After SIGTERM/SIGINT, how long requests in flight may take to finish (e.g. 25s, 500ms).
     #[arg(long, env = "PODGUARD_SHUTDOWN_GRACE_PERIOD", value_name = "DURATION", default_value = "25s")]
     pub shutdown_grace_period: String,
@@ -209,6 +217,14 @@ impl Plan {
                 if d.is_zero() { Err("a zero timeout would cut off every client".into()) } else { Ok(d) }
             })
             .map_err(|r| flag_error("client-timeout", r))?;
+        let idle_timeout = parse_duration(&args.idle_timeout)
+            .and_then(|d| {
+                if d.is_zero() { Err("a zero timeout would close every connection".into()) } else { Ok(d) }
+            })
+            .map_err(|r| flag_error("idle-timeout", r))?;
+        if args.max_connections == 0 {
+            return Err(flag_error("max-connections", "must be at least 1"));
+        }
         let grace_period = parse_duration(&args.shutdown_grace_period)
             .map_err(|r| flag_error("shutdown-grace-period", r))?;
         let set = |v: Vec<String>| -> HashSet<String> {
@@ -230,7 +246,15 @@ impl Plan {
             None
         };
         Ok(Self {
-            options: Options { listen, metrics_listen, max_body_bytes, grace_period, client_timeout },
+            options: Options {
+                listen,
+                metrics_listen,
+                max_body_bytes,
+                grace_period,
+                client_timeout,
+                max_connections: args.max_connections,
+                idle_timeout,
+            },
             tls,
             policies: args.policies,
             configmaps: args.configmaps.then(|| ConfigMapOptions {

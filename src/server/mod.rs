@@ -7,6 +7,7 @@
 //! decision [`Settings`], [`Metrics`], the [`NamespaceLabels`] hook and [`Readiness`]. Policy
 //! sources and TLS files are loaded and watched by the caller (`cli::serve`), not here.
 
+pub mod connections;
 pub mod routes;
 pub mod shutdown;
 pub mod tls;
@@ -231,6 +232,10 @@ pub struct Options {
     pub grace_period: Duration,
     /// How long a client may take for each step of a request: TLS handshake, headers, body.
     pub client_timeout: Duration,
+    /// Connections open at once on the admission port (lowered to fit the open-files limit).
+    pub max_connections: usize,
+    /// A connection without a request for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// Both ports bound, ready to serve.
@@ -288,7 +293,11 @@ impl Server {
             app,
             stopped(stop_rx),
             self.options.grace_period,
-            self.options.client_timeout,
+            shutdown::ConnectionLimits {
+                max_connections: connections::cap_under_file_limit(self.options.max_connections),
+                client_timeout: self.options.client_timeout,
+                idle_timeout: self.options.idle_timeout,
+            },
         );
         let admission = tokio::spawn(admission);
         shutdown.await;
