@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Webhook load test: the release binary over real HTTPS on loopback, driven by oha.
 #
-# Two servers run side by side: one with the built-in library, one with an empty policy set
-# (the floor that HTTP, TLS and decoding cost). For each review (a compliant and a violating pod,
+# Three servers run side by side: podguard with the built-in library, podguard with an empty
+# policy set, and the floor: a minimal axum + rustls server that decodes the review and allows
+# it (benches/floor.rs), what any Rust webhook pays for HTTP, TLS and decoding. For each review (a compliant and a violating pod,
 # ~6.6 KB of compact JSON each) and each server it measures the maximum throughput
 # (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds, and reads
 # VmRSS/VmHWM idle and after the load (VmHWM is the kernel's own record of the peak, so nothing
@@ -28,8 +29,9 @@ if [ ! -x "$OHA" ]; then
   echo "installing oha into $PODGUARD_TOOLS (once)" >&2
   cargo install oha --locked --root "$PODGUARD_TOOLS" >&2
 fi
-cargo build --release --locked --bin podguard >&2
+cargo build --release --locked --bin podguard --example floor >&2
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/podguard"
+FLOOR="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/floor"
 
 work=$(mktemp -d)
 cleanup() {
@@ -52,12 +54,16 @@ mem() { # $1: pid. VmRSS and VmHWM in MiB
 }
 
 declare -A PID URL METRICS
-start_server() { # $1: name, $2: extra flags
+start_server() { # $1: name, $2: extra flags (or `floor`)
   local port metrics
   port=$(free_port); metrics=$(free_port)
-  # shellcheck disable=SC2086
-  "$BIN" serve --tls-self-signed --tls-self-signed-ca-out "$work/ca-$1.pem" \
-    --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" $2 > "$work/server-$1.log" 2>&1 &
+  if [ "$2" = floor ]; then
+    "$FLOOR" "127.0.0.1:$port" "$work/ca-$1.pem" > "$work/server-$1.log" 2>&1 &
+  else
+    # shellcheck disable=SC2086
+    "$BIN" serve --tls-self-signed --tls-self-signed-ca-out "$work/ca-$1.pem" \
+      --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" $2 > "$work/server-$1.log" 2>&1 &
+  fi
   PID[$1]=$!
   URL[$1]="https://localhost:$port"
   METRICS[$1]="http://127.0.0.1:$metrics"
@@ -92,6 +98,7 @@ TIMEFORMAT='%U %S'
 # median of the rounds.
 start_server library ""
 start_server empty "--policies $work/empty"
+start_server floor floor
 sleep 1
 declare -A IDLE
 for set in library empty; do IDLE[$set]=$(mem "${PID[$set]}"); done
@@ -99,6 +106,13 @@ for set in library empty; do IDLE[$set]=$(mem "${PID[$set]}"); done
 all_ok=true
 for round in $(seq "$ROUNDS"); do
   for review in compliant violating; do
+    # The floor's latency at the same rate, right before podguard's: the p99 target is a ratio
+    # to it, paired round by round.
+    oha_json floor "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
+    oha_json floor "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-floor-$review-$round.json"
+    read -r _ _ floor_p99 ok < <(summarize "$work/rate-floor-$review-$round.json")
+    echo "$floor_p99" >> "$work/rate-p99-floor-$review"
+    [ "$ok" = true ] || all_ok=false
     for set in library empty; do
       oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
       # CPU time per request of the server (user, system) and of oha, around the maximum
@@ -119,6 +133,9 @@ for round in $(seq "$ROUNDS"); do
         [ "$ok" = true ] || all_ok=false
       done
     done
+    lib_p99=$(jq '.latencyPercentiles.p99' "$work/rate-library-$review-$round.json")
+    fl_p99=$(jq '.latencyPercentiles.p99' "$work/rate-floor-$review-$round.json")
+    awk -v l="$lib_p99" -v f="$fl_p99" 'BEGIN { printf "%.3f\n", l / f }' >> "$work/p99-ratio-$review"
     # The two sets measured back to back in this round: their ratio is steadier than the ratio
     # of two medians when the machine's other load comes and goes.
     lib=$(jq '.summary.requestsPerSec' "$work/max-library-$review-$round.json")
@@ -144,7 +161,14 @@ for review in compliant violating; do
       "$(median < "$work/rate-p99-$set-$review")"
   done
 done
+for review in compliant violating; do
+  printf '| floor (decode, allow) | %s | | | %.3f |\n' "$review" "$(median < "$work/rate-p99-floor-$review")"
+done
 echo
+for review in compliant violating; do
+  echo "- $review: library / floor p99 at $RATE req/s, paired round by round: median $(median < "$work/p99-ratio-$review")" \
+    "(rounds: $(tr '\n' ' ' < "$work/p99-ratio-$review" | sed 's/ $//'); target ≤ 1.25)"
+done
 for review in compliant violating; do
   echo "- $review: library / empty max req/s, paired round by round: median $(median < "$work/ratio-$review")" \
     "(rounds: $(tr '\n' ' ' < "$work/ratio-$review" | sed 's/ $//'))"

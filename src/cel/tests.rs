@@ -337,6 +337,12 @@ fn sort_chain(range: &str) -> String {
     vec![format!("lists.range({range}).reverse().sort().size() > 0"); 40].join(" && ")
 }
 
+/// The count in a "costs at least N units" load error.
+fn certain_cost_of(err: &CompileError) -> u64 {
+    let rest = err.reason.strip_prefix("this expression costs at least ").unwrap_or_else(|| panic!("{err}"));
+    rest.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{err}"))
+}
+
 #[test]
 fn a_rule_certain_to_be_too_costly_is_refused_at_load() {
     let err = compile_err(&cel(&sort_chain("1000000")));
@@ -349,13 +355,7 @@ fn a_rule_certain_to_be_too_costly_is_refused_at_load() {
     assert_eq!(err.position, at(1, 12));
     // 2,000 × 2,000 visits whatever the object.
     let err = compile_err(&cel("lists.range(2000).map(i, lists.range(2000).map(j, j)).size() > 0"));
-    let at_least: u64 = err
-        .reason
-        .strip_prefix("this expression costs at least ")
-        .and_then(|r| r.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let at_least = certain_cost_of(&err);
     assert!(at_least >= 4_000_000, "{err}");
     assert!(
         err.reason.contains(&format!("more than the rule's cost limit of {DEFAULT_COST_LIMIT}")),
@@ -365,13 +365,7 @@ fn a_rule_certain_to_be_too_costly_is_refused_at_load() {
     // limit just under the load-time count, it is stopped: that count is a lower bound.
     let smaller = "lists.range(300).map(i, lists.range(300).map(j, j)).size() > 0";
     let err = compile_err(&cel(smaller));
-    let at_least: u64 = err
-        .reason
-        .strip_prefix("this expression costs at least ")
-        .and_then(|r| r.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let at_least = certain_cost_of(&err);
     let rule = Rule { cost_limit: Some(super::MAX_COST_LIMIT), ..cel(smaller) };
     assert!(compile(&rule, &Params::new()).is_ok());
     let p = params_of(serde_json::json!({"n": 300}));

@@ -113,22 +113,7 @@ impl Store {
         key: SourceKey,
         result: Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>>,
     ) -> Applied {
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        let state = sources.entry(key).or_default();
-        let applied = match result {
-            Ok(policies) => {
-                let recovered = !state.errors.is_empty();
-                state.good = policies;
-                state.errors.clear();
-                Applied::Loaded { recovered }
-            }
-            Err(errors) => {
-                state.errors = errors;
-                Applied::Rejected
-            }
-        };
-        self.rebuild(&sources);
-        applied
+        self.record(key, result, true)
     }
 
     /// Records the result of (re)loading `key` as the only thing that counts: on success its
@@ -140,6 +125,15 @@ impl Store {
         key: SourceKey,
         result: Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>>,
     ) -> Applied {
+        self.record(key, result, false)
+    }
+
+    fn record(
+        &self,
+        key: SourceKey,
+        result: Result<Vec<Arc<CompiledPolicy>>, Vec<LoadError>>,
+        keep_last_good: bool,
+    ) -> Applied {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         let state = sources.entry(key).or_default();
         let applied = match result {
@@ -150,7 +144,9 @@ impl Store {
                 Applied::Loaded { recovered }
             }
             Err(errors) => {
-                state.good.clear();
+                if !keep_last_good {
+                    state.good.clear();
+                }
                 state.errors = errors;
                 Applied::Rejected
             }

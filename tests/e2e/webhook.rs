@@ -308,24 +308,6 @@ async fn eight_reviews_of_7000_containers_at_once_get_small_answers_and_healthz_
     assert!(peak < 160 * 1024, "peak RSS {peak} KiB");
 }
 
-/// A TLS connection to `w` that finished its handshake and sends nothing.
-async fn idle_tls(w: &Webhook) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in &w.cas {
-        roots.add(crate::support::der(ca).into()).unwrap();
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(w.addr()).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    connector.connect(name, tcp).await.unwrap()
-}
-
 #[tokio::test]
 async fn idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_are_closed() {
     let w = Launch::new().args(&["--max-connections=50", "--idle-timeout=1s", "--client-timeout=5s"]).start();
@@ -337,7 +319,7 @@ async fn idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_ar
     }
     let mut idle = Vec::new();
     for _ in 0..100 {
-        idle.push(idle_tls(&w).await);
+        idle.push(connect(&w).await);
     }
     // A new client (new connection, new handshake) is still answered at once: the longest-idle
     // connection gives way to it. Best of five, so that a busy machine does not decide.
@@ -365,7 +347,7 @@ async fn idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_ar
     }
     assert_eq!(closed, 250, "only {closed} of the 250 oldest half-open connections were closed");
     // A connection that has been idle past the timeout is closed by the server.
-    let mut last = idle_tls(&w).await;
+    let mut last = connect(&w).await;
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), last.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection still open after 5 s: {read:?}");
