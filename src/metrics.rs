@@ -40,10 +40,10 @@ pub enum DecisionLabel {
     Skipped,
     /// The object could not be read; answered per `--on-error`.
     Error,
-    /// Not an AdmissionReview (HTTP 400).
+    /// Not an AdmissionReview, or a body too large or too slow (HTTP 400, 413, 408).
     Invalid,
-    /// Not decided (HTTP 503): no policy set in force yet, or the namespace's labels could not
-    /// be read. The webhook's `failurePolicy` decides.
+    /// Not decided (HTTP 503): no policy set in force yet, the namespace's labels could not be
+    /// read, or the budget of large reviews stayed full. The webhook's `failurePolicy` decides.
     Unavailable,
 }
 

@@ -1,9 +1,10 @@
 //! HTTP routes: the admission router (`POST /validate`, `GET /healthz`, `GET /readyz`) and
 //! the metrics router (`GET /metrics`, `GET /policies`).
 //!
-//! Handlers stay thin: parse the review, take the policy set once, call
-//! [`admission::evaluate`] inline (it takes microseconds; a thread hop would cost more), answer,
-//! then record one log line and the metrics. Everything that decides lives in
+//! Handlers stay thin: read the body (bounded in size and time), parse the review, take the
+//! policy set once, call [`admission::evaluate`] inline (it takes microseconds; a thread hop would
+//! cost more) or, for a body over 64 KiB, on a blocking thread under the memory budget of
+//! [`LargeReviews`], answer, then record one log line and the metrics. Everything that decides lives in
 //! [`crate::admission`], shared with `podguard check`.
 
 use std::time::{Duration, Instant};
