@@ -158,6 +158,11 @@ impl Metrics {
             self.violations.get_or_create(&labels).inc_by(run as u64);
             rest = &rest[run..];
         }
+        // Found but not kept: counted all the same.
+        for o in &decision.omitted {
+            let labels = ViolationLabels { policy: o.policy.clone(), mode: o.mode.as_str() };
+            self.violations.get_or_create(&labels).inc_by(o.count as u64);
+        }
     }
 
     /// Counts one live namespace read by its result (`found`, `missing`, `failed`).
@@ -226,6 +231,25 @@ impl Collector for PolicyCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn violations_only_counted_are_counted_too() {
+        let m = Metrics::new(Arc::new(Store::new()));
+        let d = Decision {
+            allowed: false,
+            outcome: Outcome::Evaluated,
+            violations: Vec::new(),
+            namespace_mode: crate::policy::Mode::Enforce,
+            omitted: vec![crate::admission::decision::Omitted {
+                policy: "p".into(),
+                rule: "r".into(),
+                mode: crate::policy::Mode::Enforce,
+                count: 6_950,
+            }],
+        };
+        m.record_violations(&d);
+        assert!(m.encode().contains(r#"podguard_violations_total{policy="p",mode="enforce"} 6950"#));
+    }
 
     #[test]
     fn text_has_every_metric_with_bounded_labels() {

@@ -38,6 +38,10 @@ pub struct Settings {
     pub on_error: OnError,
     /// podguard's own policy ConfigMaps, judged at admission (with `--configmaps`).
     pub policy_configmaps: Option<super::policies::PolicyConfigMaps>,
+    /// Keep only the violations an answer shows ([`MAX_SHOWN`] per mode) and count the others
+    /// in [`Decision::omitted`]: the webhook, which answers with no more, need not hold
+    /// thousands. `podguard check` keeps them all for its reports.
+    pub keep_only_shown: bool,
 }
 
 impl Default for Settings {
@@ -48,6 +52,7 @@ impl Default for Settings {
             exemptions: Exemptions::default(),
             on_error: OnError::Deny,
             policy_configmaps: None,
+            keep_only_shown: false,
         }
     }
 }
@@ -76,6 +81,22 @@ pub struct Decision {
     pub violations: Vec<Violation>,
     /// Mode of the namespace (label, else cluster default).
     pub namespace_mode: Mode,
+    /// Violations found but not kept (see [`Settings::keep_only_shown`]), counted by policy,
+    /// rule and effective mode.
+    pub omitted: Vec<Omitted>,
+}
+
+/// How many violations of one policy rule at one effective mode were found but not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Omitted {
+    /// The policy.
+    pub policy: std::sync::Arc<str>,
+    /// The rule.
+    pub rule: std::sync::Arc<str>,
+    /// The effective mode.
+    pub mode: Mode,
+    /// How many.
+    pub count: usize,
 }
 
 impl Decision {
@@ -85,6 +106,7 @@ impl Decision {
             outcome: Outcome::Skipped(reason.into()),
             violations: Vec::new(),
             namespace_mode: Mode::Enforce,
+            omitted: Vec::new(),
         }
     }
 
@@ -124,10 +146,17 @@ impl Decision {
         Ok(())
     }
 
-    /// The first [`MAX_SHOWN`] violations with `mode`, and how many more there are.
+    /// The first [`MAX_SHOWN`] violations with `mode`, and how many more there are (kept or
+    /// only counted).
     fn shown(&self, mode: Mode) -> (impl Iterator<Item = &Violation>, usize) {
-        let all = self.with_mode(mode).count();
+        let counted: usize = self.omitted.iter().filter(|o| o.mode == mode).map(|o| o.count).sum();
+        let all = self.with_mode(mode).count() + counted;
         (self.with_mode(mode).take(MAX_SHOWN), all.saturating_sub(MAX_SHOWN))
+    }
+
+    /// Every violation found, kept or only counted.
+    pub fn found(&self) -> usize {
+        self.violations.len() + self.omitted.iter().map(|o| o.count).sum::<usize>()
     }
 
     /// One warning per warn violation: the full line when it fits in 120 characters, else
@@ -420,6 +449,7 @@ pub fn evaluate(
         outcome: Outcome::Unreadable(e),
         violations: Vec::new(),
         namespace_mode: settings.default_mode,
+        omitted: Vec::new(),
     };
     let workload = match object::decode_request(&req.kind.group, kind, raw.get()) {
         Ok(Decoded::Workload(w)) => w,
@@ -455,16 +485,25 @@ pub fn evaluate(
         object: Some(raw),
         old_object: req.old_object.as_deref(),
     };
-    let mut violations = policies.evaluate(&ctx, &subject);
-    for v in &mut violations {
+    let mut violations = Vec::new();
+    let mut omitted: Vec<Omitted> = Vec::new();
+    let mut kept = [0usize; 3];
+    policies.evaluate_each(&ctx, &subject, |mut v| {
         v.mode = v.mode.min(ns_mode);
-    }
-    Decision {
-        allowed: !violations.iter().any(|v| v.mode == Mode::Enforce),
-        outcome: Outcome::Evaluated,
-        violations,
-        namespace_mode: ns_mode,
-    }
+        let slot = &mut kept[v.mode as usize];
+        if !settings.keep_only_shown || *slot < MAX_SHOWN {
+            *slot += 1;
+            violations.push(v);
+            return;
+        }
+        match omitted.iter_mut().find(|o| o.policy == v.policy && o.rule == v.rule && o.mode == v.mode) {
+            Some(o) => o.count += 1,
+            None => omitted.push(Omitted { policy: v.policy, rule: v.rule, mode: v.mode, count: 1 }),
+        }
+    });
+    let enforced =
+        violations.iter().any(|v| v.mode == Mode::Enforce) || omitted.iter().any(|o| o.mode == Mode::Enforce);
+    Decision { allowed: !enforced, outcome: Outcome::Evaluated, violations, namespace_mode: ns_mode, omitted }
 }
 
 #[cfg(test)]
@@ -851,6 +890,7 @@ mod tests {
             outcome: Outcome::Evaluated,
             violations,
             namespace_mode: Mode::Enforce,
+            omitted: Vec::new(),
         }
     }
 
@@ -864,6 +904,7 @@ mod tests {
             }),
             violations: Vec::new(),
             namespace_mode: Mode::Enforce,
+            omitted: Vec::new(),
         }
     }
 
@@ -926,6 +967,28 @@ mod tests {
         let audit: Vec<serde_json::Value> = serde_json::from_str(&r.audit_annotations["violations"]).unwrap();
         assert_eq!(audit.len(), MAX_SHOWN);
         assert_eq!(r.audit_annotations["violations-omitted"], "6950");
+    }
+
+    #[test]
+    fn keeping_only_the_shown_violations_changes_nothing_in_the_answer() {
+        let s = set(vec![
+            privileged_policy("e", None),
+            privileged_policy("w", Some(Mode::Warn)),
+            privileged_policy("a", Some(Mode::Audit)),
+        ]);
+        let req = request("", "Pod", Operation::Create, pod(&[true; 700]));
+        let all = evaluate(&s, &Settings::default(), &req, None);
+        let lean = evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None);
+        assert_eq!(lean.violations.len(), 3 * MAX_SHOWN);
+        assert_eq!((all.found(), lean.found()), (2_100, 2_100));
+        assert_eq!(lean.omitted.len(), 3, "one count per policy rule and mode: {:?}", lean.omitted);
+        assert_eq!(lean.allowed, all.allowed);
+        assert_eq!(lean.review_json("u"), all.review_json("u"));
+        assert_eq!(lean.response("u"), all.response("u"));
+        // Caps are per mode: warn-mode findings never crowd out the enforce ones that refuse.
+        let s = set(vec![privileged_policy("w", Some(Mode::Warn)), privileged_policy("e", None)]);
+        let lean = evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None);
+        assert!(!lean.allowed);
     }
 
     #[test]

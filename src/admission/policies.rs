@@ -136,6 +136,7 @@ pub fn review(places: &PolicyConfigMaps, req: &AdmissionRequest) -> Option<Decis
             outcome: Outcome::Evaluated,
             violations: Vec::new(),
             namespace_mode: Mode::Enforce,
+            omitted: Vec::new(),
         },
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -155,6 +156,7 @@ fn refused(message: String) -> Decision {
         outcome: Outcome::Refused(message),
         violations: Vec::new(),
         namespace_mode: Mode::Enforce,
+        omitted: Vec::new(),
     }
 }
 

@@ -267,6 +267,8 @@ impl Plan {
                 exemptions,
                 on_error,
                 policy_configmaps,
+                // The webhook answers with no more than it shows; `check` reports them all.
+                keep_only_shown: true,
             },
         })
     }

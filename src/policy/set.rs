@@ -316,6 +316,13 @@ impl PolicySet {
     /// ```
     pub fn evaluate(&self, ctx: &Context<'_>, subject: &Subject<'_>) -> Vec<Violation> {
         let mut out = Vec::new();
+        self.evaluate_each(ctx, subject, |v| out.push(v));
+        out
+    }
+
+    /// [`PolicySet::evaluate`], handing each violation to `sink` as it is found instead of
+    /// collecting them: a caller that keeps only some need not hold them all.
+    pub fn evaluate_each(&self, ctx: &Context<'_>, subject: &Subject<'_>, mut sink: impl FnMut(Violation)) {
         let mut findings = Vec::new();
         for p in &self.policies {
             if !p.matcher.matches(ctx, subject) {
@@ -323,22 +330,25 @@ impl PolicySet {
             }
             for rule in &p.rules {
                 rule.check.evaluate(ctx, subject, &mut findings);
-                out.extend(findings.drain(..).map(|f| Violation {
-                    policy: p.name.clone(),
-                    rule: rule.name.clone(),
-                    severity: p.severity,
-                    controls: p.controls.clone(),
-                    mode: p.mode.unwrap_or(Mode::Enforce),
-                    path: f.path,
-                    message: bounded(f.message, MAX_MESSAGE_CHARS),
-                    fix: match f.fix {
-                        std::borrow::Cow::Owned(fix) => std::borrow::Cow::Owned(bounded(fix, MAX_FIX_CHARS)),
-                        borrowed => borrowed,
-                    },
-                }));
+                for f in findings.drain(..) {
+                    sink(Violation {
+                        policy: p.name.clone(),
+                        rule: rule.name.clone(),
+                        severity: p.severity,
+                        controls: p.controls.clone(),
+                        mode: p.mode.unwrap_or(Mode::Enforce),
+                        path: f.path,
+                        message: bounded(f.message, MAX_MESSAGE_CHARS),
+                        fix: match f.fix {
+                            std::borrow::Cow::Owned(fix) => {
+                                std::borrow::Cow::Owned(bounded(fix, MAX_FIX_CHARS))
+                            }
+                            borrowed => borrowed,
+                        },
+                    });
+                }
             }
         }
-        out
     }
 }
 

@@ -276,19 +276,21 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
         decision = label.as_str(),
         allowed = decision.allowed,
         violations = violations.as_str(),
-        findings = decision.violations.len(),
+        findings = decision.found(),
         reason,
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "decision"
     );
 }
 
-/// `policy/rule=mode` of every violated rule, each once, comma-separated.
+/// `policy/rule=mode` of every violated rule, each once, comma-separated (rules whose violations
+/// were only counted included).
 fn violated(decision: &Decision) -> String {
     let mut seen: Vec<(&str, &str, Mode)> = Vec::new();
     let mut out = String::new();
-    for v in &decision.violations {
-        let key = (&*v.policy, &*v.rule, v.mode);
+    let kept = decision.violations.iter().map(|v| (&*v.policy, &*v.rule, v.mode));
+    let counted = decision.omitted.iter().map(|o| (&*o.policy, &*o.rule, o.mode));
+    for key in kept.chain(counted) {
         if seen.contains(&key) {
             continue;
         }
@@ -296,11 +298,12 @@ fn violated(decision: &Decision) -> String {
             out.push(',');
         }
         // Pushed piece by piece rather than with `write!`: this runs for every denial.
-        out.push_str(&v.policy);
+        let (policy, rule, mode) = key;
+        out.push_str(policy);
         out.push('/');
-        out.push_str(&v.rule);
+        out.push_str(rule);
         out.push('=');
-        out.push_str(v.mode.as_str());
+        out.push_str(mode.as_str());
         seen.push(key);
     }
     out
