@@ -60,44 +60,84 @@ pub fn read(paths: &[PathBuf], namespace: &str) -> Inputs {
             }
             continue;
         }
-        let mut files = Vec::new();
-        if let Err(e) = collect(p, &mut files) {
-            inputs.errors.push(err(&p.display().to_string(), None, None, e));
-            continue;
-        }
-        for f in files {
+        for found in collect(p) {
+            let (f, explicit) = match found {
+                Ok(found) => found,
+                Err((place, e)) => {
+                    inputs.errors.push(err(&place, None, None, e));
+                    continue;
+                }
+            };
             let name = f.display().to_string();
-            match std::fs::read_to_string(&f) {
+            match read_bounded(&f, explicit) {
                 Ok(text) => {
                     let json = f.extension().is_some_and(|e| e == "json");
                     read_text(&name, &text, json, namespace, &mut inputs);
                 }
-                Err(e) => inputs.errors.push(err(&name, None, None, format!("cannot read: {e}"))),
+                Err(e) => inputs.errors.push(err(&name, None, None, e)),
             }
         }
     }
     inputs
 }
 
-fn collect(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_dir() {
-        out.push(p.to_path_buf());
-        return Ok(());
+/// Largest input file read, in bytes: far above any manifest (the API server refuses objects
+/// over 3 MiB), and a bound on what one file can make podguard hold.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The files under `p`, in name order: `p` itself when it is not a folder (whatever it is: a
+/// FIFO from `<(helm template …)` is fine when named), else every `.yaml`, `.yml` and `.json`
+/// file below it. In a folder, links are followed but a loop is an error, not a hang, and only
+/// regular files are read: a `x.yaml` that is a FIFO or a device (`-> /dev/zero`) is skipped
+/// with an error instead of blocking or filling memory.
+fn collect(p: &Path) -> Vec<Result<(PathBuf, bool), (String, String)>> {
+    let here = p.display().to_string();
+    match std::fs::metadata(p) {
+        Err(e) => return vec![Err((here, format!("cannot read: {e}")))],
+        Ok(meta) if !meta.is_dir() => return vec![Ok((p.to_path_buf(), true))],
+        Ok(_) => {}
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-        .map_err(|e| format!("cannot read folder: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            collect(&e, out)?;
-        } else if e.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json") {
-            out.push(e);
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(p).follow_links(true).sort_by_file_name() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let place = e.path().map_or_else(|| here.clone(), |p| p.display().to_string());
+                let why = if e.loop_ancestor().is_some() {
+                    "a link back to a folder above it (a loop); not followed".to_owned()
+                } else {
+                    format!("cannot read: {e}")
+                };
+                out.push(Err((place, why)));
+                continue;
+            }
+        };
+        let path = entry.path();
+        let manifest = path.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json");
+        if entry.file_type().is_dir() || !manifest {
+            continue;
+        }
+        if entry.file_type().is_file() {
+            out.push(Ok((path.to_path_buf(), false)));
+        } else {
+            let what = "not a regular file (a FIFO, socket or device); skipped";
+            out.push(Err((path.display().to_string(), what.to_owned())));
         }
     }
-    Ok(())
+    out
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] of `f`; more is an error, not a bigger buffer.
+fn read_bounded(f: &Path, explicit: bool) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(f).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        let what = if explicit { "input" } else { "file" };
+        return Err(format!("{what} is larger than {} MiB; not read", MAX_FILE_BYTES >> 20));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
 }
 
 fn err(file: &str, document: Option<usize>, line: Option<usize>, reason: String) -> InputError {

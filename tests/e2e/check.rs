@@ -330,3 +330,39 @@ fn cel_compile_error_names_policy_rule_and_position() {
     );
     assert!(err.contains("cel at 1:"), "{err}");
 }
+
+#[test]
+fn a_folder_walk_skips_devices_fifos_and_link_loops_and_still_checks_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::copy(fixture("pods/privileged.yaml"), root.join("pod.yaml")).expect("copy");
+    std::os::unix::fs::symlink("/dev/zero", root.join("zero.yaml")).expect("link");
+    let fifo = root.join("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    std::fs::create_dir(root.join("sub")).expect("mkdir");
+    for name in ["a", "b", "c"] {
+        std::os::unix::fs::symlink("..", root.join("sub").join(name)).expect("link");
+    }
+    // Before: /dev/zero filled memory, the FIFO blocked forever, the loops never ended.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podguard"))
+        .args(["check", root.to_str().expect("utf8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run podguard");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("podguard check did not finish in 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().expect("output");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("spec.containers[0].securityContext.privileged"), "{out}\n{err}");
+    assert!(err.contains("zero.yaml: not a regular file"), "{err}");
+    assert!(err.contains("fifo.yaml: not a regular file"), "{err}");
+    assert!(err.contains("a link back to a folder above it (a loop)"), "{err}");
+}
