@@ -62,6 +62,11 @@ cleanup() {
   trap - EXIT INT TERM
   [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1 # an unexpected abort is a failure too
   [ "$failed" -gt 0 ] && [ -n "$tmp" ] && show_logs
+  # Scenario 19 restarts the API server in its subshell, so its new PID reaches the cleanup
+  # through a file.
+  if [ -n "$tmp" ] && [ -s "$tmp/apiserver.pid" ]; then
+    pids[1]=$(cat "$tmp/apiserver.pid")
+  fi
   # Reverse start order: the controller manager, podguard, the API server, etcd.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     if ! stop_pid "${pids[$i]}"; then
@@ -775,6 +780,7 @@ scenario_api_server_outage() {
   sleep 15
   start_apiserver
   pids[1]=$!
+  echo "$!" >"$tmp/apiserver.pid"
   wait_until 60 apiserver_ready || bad "kube-apiserver not ready again after 60 s"
   log "  kube-apiserver back"
   k_in "$(policy_configmap e2e-outage-restricted enforce restricted e2e-outage)" apply -f -
