@@ -144,9 +144,9 @@ async fn validate(
             return unavailable(&state, &request, started, why);
         };
         drop(body);
-        let settings = state.clone();
+        let shared = state.clone();
         let evaluated = tokio::task::spawn_blocking(move || {
-            let decision = admission::evaluate(&policies, &settings.settings, &request, labels.as_deref());
+            let decision = admission::evaluate(&policies, &shared.settings, &request, labels.as_deref());
             let json = decision.review_json(&request.uid);
             drop(permit);
             (decision, request, json)
