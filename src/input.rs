@@ -1,11 +1,15 @@
 //! Manifests for `podguard check`: files, folders (recursively, `.yaml`/`.yml`/`.json`), and
-//! stdin; several documents per file; `kind: List`; AdmissionReview documents.
+//! stdin; several documents per file; list kinds (`List`, `PodList`, …) item by item;
+//! AdmissionReview documents.
 //!
-//! Every document becomes an [`AdmissionRequest`], so the CLI runs exactly the webhook's
-//! decision. A plain manifest is a `CREATE` in its namespace (or the default one given).
+//! YAML is read with kubectl's rules ([`crate::yaml11`]), so that what `check` judges is what
+//! `kubectl apply` would send. Every object becomes an [`AdmissionRequest`], so the CLI runs
+//! exactly the webhook's decision. A plain manifest is a `CREATE` in its namespace, else in the
+//! namespace given with `--namespace`, else in none in particular (see [`Options::namespace`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -13,16 +17,67 @@ use serde_json::value::RawValue;
 use crate::admission::review::{self, AdmissionRequest, GroupVersionKind};
 use crate::context::{Operation, UserInfo};
 use crate::object::group_of_api_version;
+use crate::yaml11::{self, Lines, Segment};
 
-/// One document to evaluate.
-#[derive(Debug)]
-pub struct Document {
+/// Where a document came from: file, document index in the file, item index in a list kind,
+/// and the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
     /// File as given (`-` for stdin).
     pub file: String,
-    /// Index of the YAML/JSON document in the file (items of a `List` share it).
+    /// Index of the YAML/JSON document in the file.
     pub document: usize,
+    /// Index in the `items` of a list kind, for an object that came from one.
+    pub item: Option<usize>,
+    /// 1-based line where the object starts.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.file, self.document)?;
+        if let Some(item) = self.item {
+            write!(f, ".items[{item}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// One object to evaluate.
+#[derive(Debug)]
+pub struct Document {
+    /// Where it came from.
+    pub place: Place,
+    /// Line numbers of the fields of the YAML document it came from (none for JSON).
+    pub lines: Option<Arc<Lines>>,
     /// The request to evaluate.
     pub request: AdmissionRequest,
+    /// What the reader noticed on the way (an apiVersion no longer served).
+    pub notes: Vec<String>,
+}
+
+impl Document {
+    /// The line of the field at `path` (a violation's path, relative to the object), or of its
+    /// closest written ancestor.
+    pub fn line_of(&self, path: &str) -> usize {
+        let Some(lines) = &self.lines else { return self.place.line };
+        let mut segments = Vec::with_capacity(8);
+        if let Some(item) = self.place.item {
+            segments.push(Segment::Key("items".into()));
+            segments.push(Segment::Index(item));
+        }
+        segments.extend(path_segments(path));
+        lines.line_of(&segments)
+    }
+}
+
+/// A document that is not a Kubernetes object (a `kustomization.yaml`, Helm values), skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnObject {
+    /// Where it is.
+    pub place: Place,
+    /// Why it was skipped.
+    pub reason: String,
 }
 
 /// An input that could not be read.
@@ -39,24 +94,40 @@ pub struct InputError {
     pub reason: String,
 }
 
-/// Everything read from the inputs: documents to evaluate and errors met on the way.
+/// Everything read from the inputs.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// Readable documents.
+    /// Objects to evaluate, in input order.
     pub documents: Vec<Document>,
+    /// Documents that are not Kubernetes objects.
+    pub not_objects: Vec<NotAnObject>,
     /// Unreadable files or documents.
     pub errors: Vec<InputError>,
 }
 
-/// Reads `paths` (`-` = stdin). `namespace` is used for manifests that name none.
-pub fn read(paths: &[PathBuf], namespace: &str) -> Inputs {
+/// How manifests are read.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Namespace of objects whose manifest names none, as `kubectl -n` or `helm -n` would give
+    /// them. `None`: no namespace in particular, so checks about the namespace itself
+    /// (`disallowDefaultNamespace`), namespace exemptions and namespace labels do not apply to
+    /// them; `helm template` output names no namespace, and the one it is installed into is
+    /// only known at install time.
+    pub namespace: Option<String>,
+    /// Bounds on reading YAML.
+    pub limits: yaml11::Limits,
+}
+
+/// Reads `paths` (`-` = stdin).
+pub fn read(paths: &[PathBuf], options: &Options) -> Inputs {
     let mut inputs = Inputs::default();
     for p in paths {
         if p.as_os_str() == "-" {
-            let mut text = String::new();
-            match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => read_text("-", &text, false, namespace, &mut inputs),
-                Err(e) => inputs.errors.push(err("-", None, None, format!("cannot read stdin: {e}"))),
+            let mut bytes = Vec::new();
+            let read = std::io::stdin().take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes);
+            match read.map_err(|e| format!("cannot read stdin: {e}")).and_then(|_| text_of(bytes, true)) {
+                Ok(text) => read_text("-", &text, false, true, options, &mut inputs),
+                Err(e) => inputs.errors.push(err("-", None, None, e)),
             }
             continue;
         }
@@ -72,7 +143,7 @@ pub fn read(paths: &[PathBuf], namespace: &str) -> Inputs {
             match read_bounded(&f, explicit) {
                 Ok(text) => {
                     let json = f.extension().is_some_and(|e| e == "json");
-                    read_text(&name, &text, json, namespace, &mut inputs);
+                    read_text(&name, &text, json, explicit, options, &mut inputs);
                 }
                 Err(e) => inputs.errors.push(err(&name, None, None, e)),
             }
@@ -129,10 +200,13 @@ fn collect(p: &Path) -> Vec<Result<(PathBuf, bool), (String, String)>> {
 
 /// Reads at most [`MAX_FILE_BYTES`] of `f`; more is an error, not a bigger buffer.
 fn read_bounded(f: &Path, explicit: bool) -> Result<String, String> {
-    use std::io::Read as _;
     let file = std::fs::File::open(f).map_err(|e| format!("cannot read: {e}"))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    text_of(bytes, explicit)
+}
+
+fn text_of(bytes: Vec<u8>, explicit: bool) -> Result<String, String> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         let what = if explicit { "input" } else { "file" };
         return Err(format!("{what} is larger than {} MiB; not read", MAX_FILE_BYTES >> 20));
@@ -144,140 +218,332 @@ fn err(file: &str, document: Option<usize>, line: Option<usize>, reason: String)
     InputError { file: file.to_owned(), document, line, reason }
 }
 
-/// Reads one file's text: a JSON value, or a stream of YAML documents.
-pub fn read_text(file: &str, text: &str, json: bool, namespace: &str, inputs: &mut Inputs) {
+/// Reads one file's text: a JSON value, or a stream of YAML documents. `explicit`: the file was
+/// named on the command line (or is stdin), so holding no object at all is an error; in a
+/// folder, such a file is one of the many YAML files that are not manifests.
+pub fn read_text(file: &str, text: &str, json: bool, explicit: bool, options: &Options, inputs: &mut Inputs) {
+    let before = inputs.documents.len();
+    let skipped_before = inputs.not_objects.len();
+    let errors_before = inputs.errors.len();
     if json {
         match serde_json::from_str::<Value>(text) {
-            Ok(v) => add_value(file, 0, v, namespace, inputs),
+            Ok(v) => add_value(file, 0, v, None, options, inputs),
             Err(e) => inputs.errors.push(err(file, Some(0), Some(e.line()), e.to_string())),
         }
-        return;
-    }
-    if let Some(line) = crate::yaml::flow_depth_error(text) {
+    } else if let Some(line) = crate::yaml::flow_depth_error(text) {
         // The YAML reader would stop at the same depth, after time quadratic in it.
         let reason = format!("YAML nests more than {} levels deep", crate::yaml::MAX_DEPTH);
         inputs.errors.push(err(file, None, Some(line), reason));
-        return;
-    }
-    let mut index = 0;
-    let mut last_error: Option<String> = None;
-    for de in serde_yaml_ng::Deserializer::from_str(text) {
-        match serde::Deserialize::deserialize(de) {
-            Ok(Value::Null) => {} // empty document (e.g. a trailing `---`)
-            Ok(v) => {
-                add_value(file, index, v, namespace, inputs);
-                index += 1;
-            }
-            Err(e) => {
-                let e: serde_yaml_ng::Error = e;
-                let line = e.location().map(|l| l.line());
-                let full = e.to_string();
-                // A document with a wrong type is skipped and reading goes on; after a syntax
-                // error the stream repeats the same error forever, so stop there.
-                if last_error.as_deref() == Some(full.as_str()) {
-                    return;
+    } else {
+        for doc in yaml11::read_documents(text, &options.limits) {
+            match doc {
+                Ok(doc) => {
+                    let (index, line, lines) = (doc.index, doc.line, Arc::new(doc.lines));
+                    add_value(file, index, doc.value, Some((line, lines)), options, inputs);
                 }
-                let reason = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]).to_owned();
-                inputs.errors.push(err(file, Some(index), line, reason));
-                last_error = Some(full);
-                index += 1;
+                Err(e) => inputs.errors.push(err(file, Some(e.document), e.line, e.message)),
             }
         }
+    }
+    let nothing_read = inputs.documents.len() == before && inputs.errors.len() == errors_before;
+    if explicit && nothing_read {
+        // A file named on the command line is meant to hold manifests.
+        let reasons: Vec<String> = inputs.not_objects.drain(skipped_before..).map(|n| n.reason).collect();
+        let reason = match reasons.first() {
+            None => "holds no Kubernetes object (no document at all)".to_owned(),
+            Some(first) => format!("holds no Kubernetes object: {first}"),
+        };
+        inputs.errors.push(err(file, None, None, reason));
     }
 }
 
-fn add_value(file: &str, document: usize, v: Value, namespace: &str, inputs: &mut Inputs) {
+/// Kinds whose apiVersion is no longer served, with the version that replaced it and the
+/// Kubernetes release that stopped serving it. Objects in them are still evaluated (their pod
+/// template has the same shape), with a note: the cluster would refuse them before admission.
+const NOT_SERVED: &[(&str, &str, &str, &str)] = &[
+    ("extensions/v1beta1", "Deployment", "apps/v1", "1.16"),
+    ("extensions/v1beta1", "DaemonSet", "apps/v1", "1.16"),
+    ("extensions/v1beta1", "ReplicaSet", "apps/v1", "1.16"),
+    ("apps/v1beta1", "Deployment", "apps/v1", "1.16"),
+    ("apps/v1beta1", "StatefulSet", "apps/v1", "1.16"),
+    ("apps/v1beta2", "Deployment", "apps/v1", "1.16"),
+    ("apps/v1beta2", "StatefulSet", "apps/v1", "1.16"),
+    ("apps/v1beta2", "DaemonSet", "apps/v1", "1.16"),
+    ("apps/v1beta2", "ReplicaSet", "apps/v1", "1.16"),
+    ("batch/v2alpha1", "CronJob", "batch/v1", "1.21"),
+    ("batch/v1beta1", "CronJob", "batch/v1", "1.25"),
+];
+
+/// Deepest nesting of list kinds inside list kinds followed (kubectl flattens them too).
+const MAX_LIST_NESTING: usize = 8;
+
+fn add_value(
+    file: &str,
+    document: usize,
+    v: Value,
+    yaml: Option<(usize, Arc<Lines>)>,
+    options: &Options,
+    inputs: &mut Inputs,
+) {
+    let (line, lines) = match yaml {
+        Some((line, lines)) => (line, Some(lines)),
+        None => (1, None),
+    };
+    let place = Place { file: file.to_owned(), document, item: None, line };
+    add_object(place, lines, v, options, inputs, 0);
+}
+
+fn add_object(
+    place: Place,
+    lines: Option<Arc<Lines>>,
+    mut v: Value,
+    options: &Options,
+    inputs: &mut Inputs,
+    nesting: usize,
+) {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let (api_version, kind) = (s(&v, "apiVersion"), s(&v, "kind"));
-    match (api_version.as_deref(), kind.as_deref()) {
-        (Some(av), Some("AdmissionReview")) if av.starts_with("admission.k8s.io/") => {
-            let bytes = serde_json::to_vec(&v).unwrap_or_default();
-            match review::parse(&bytes) {
-                Ok(request) => inputs.documents.push(Document { file: file.to_owned(), document, request }),
-                Err(e) => inputs.errors.push(err(file, Some(document), None, e.to_string())),
+    let (Some(api_version), Some(kind)) = (api_version, kind) else {
+        let what = match &v {
+            Value::Object(_) => "a mapping without `apiVersion` and `kind`",
+            Value::Array(_) => "a sequence",
+            _ => "a single value",
+        };
+        let reason = format!("not a Kubernetes object ({what}); skipped");
+        inputs.not_objects.push(NotAnObject { place, reason });
+        return;
+    };
+    if kind == "AdmissionReview" && api_version.starts_with("admission.k8s.io/") {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        match review::parse(&bytes) {
+            Ok(request) => inputs.documents.push(Document { place, lines, request, notes: Vec::new() }),
+            Err(e) => {
+                inputs.errors.push(err(&place.file, Some(place.document), Some(place.line), e.to_string()))
             }
         }
-        (Some("v1"), Some("List")) => match v.get("items").and_then(Value::as_array) {
-            Some(items) => {
-                for item in items {
-                    add_value(file, document, item.clone(), namespace, inputs);
-                }
-            }
-            None => {
-                inputs.errors.push(err(file, Some(document), None, "a List needs an `items` array".into()))
-            }
-        },
-        (Some(av), Some(kind)) => {
-            let meta = v.get("metadata");
-            let get = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_owned);
-            let (group, version) = match av.rsplit_once('/') {
-                Some((g, ver)) => (g.to_owned(), ver.to_owned()),
-                None => (group_of_api_version(av).to_owned(), av.to_owned()),
-            };
-            let object = match serde_json::to_string(&v).ok().and_then(|t| RawValue::from_string(t).ok()) {
-                Some(o) => o,
-                None => {
-                    inputs.errors.push(err(
-                        file,
-                        Some(document),
-                        None,
-                        "cannot re-encode document as JSON".into(),
-                    ));
-                    return;
-                }
-            };
-            let request = AdmissionRequest {
-                uid: format!("{file}#{document}"),
-                kind: GroupVersionKind { group, version, kind: kind.to_owned() },
-                resource: Default::default(),
-                sub_resource: None,
-                name: get("name").or_else(|| get("generateName")),
-                namespace: Some(get("namespace").unwrap_or_else(|| namespace.to_owned())),
-                operation: Operation::Create,
-                user_info: UserInfo::default(),
-                object: Some(object),
-                old_object: None,
-                dry_run: Some(true),
-            };
-            inputs.documents.push(Document { file: file.to_owned(), document, request });
-        }
-        _ => inputs.errors.push(err(
-            file,
-            Some(document),
-            None,
-            "not a Kubernetes object: `apiVersion` and `kind` are required".into(),
-        )),
+        return;
     }
+    if kind.ends_with("List") && nesting < MAX_LIST_NESTING {
+        let items = match v.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => {
+                let reason = format!("{kind}: `items` is not a list");
+                inputs.errors.push(err(&place.file, Some(place.document), Some(place.line), reason));
+                return;
+            }
+        };
+        // Items of a typed list (`PodList` from the API) may leave out their own kind.
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+        for (i, mut item) in items.into_iter().enumerate() {
+            if let (Some(k), Value::Object(map)) = (item_kind, &mut item) {
+                map.entry("kind").or_insert_with(|| Value::String(k.to_owned()));
+                map.entry("apiVersion").or_insert_with(|| Value::String(api_version.clone()));
+            }
+            // Lines are known for the items of a list document, not for lists inside lists.
+            let lines = lines.clone().filter(|_| nesting == 0);
+            let line = lines
+                .as_ref()
+                .map_or(place.line, |l| l.line_of(&[Segment::Key("items".into()), Segment::Index(i)]));
+            let item_place = Place { item: Some(i), line, ..place.clone() };
+            add_object(item_place, lines, item, options, inputs, nesting + 1);
+        }
+        return;
+    }
+    let mut notes = Vec::new();
+    let (mut group, version) = match api_version.rsplit_once('/') {
+        Some((g, ver)) => (g.to_owned(), ver.to_owned()),
+        None => (group_of_api_version(&api_version).to_owned(), api_version.clone()),
+    };
+    if let Some((_, _, now, since)) = NOT_SERVED.iter().find(|(av, k, ..)| *av == api_version && *k == kind) {
+        notes.push(format!(
+            "{api_version} {kind} is no longer served (since Kubernetes {since}): the API server \
+             refuses it before admission; evaluated as {now}, the apiVersion to use"
+        ));
+        group = group_of_api_version(now).to_owned();
+        // The typed decoding checks apiVersion: the object is read as the version that replaced it.
+        v["apiVersion"] = Value::String((*now).to_owned());
+    }
+    let meta = v.get("metadata");
+    let get = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_owned);
+    let namespace = get("namespace").or_else(|| options.namespace.clone()).unwrap_or_default();
+    let name = get("name").or_else(|| get("generateName"));
+    let object = match serde_json::to_string(&v).ok().and_then(|t| RawValue::from_string(t).ok()) {
+        Some(o) => o,
+        None => {
+            let reason = "cannot re-encode document as JSON".to_owned();
+            inputs.errors.push(err(&place.file, Some(place.document), Some(place.line), reason));
+            return;
+        }
+    };
+    let request = AdmissionRequest {
+        uid: place.to_string(),
+        kind: GroupVersionKind { group, version, kind },
+        resource: Default::default(),
+        sub_resource: None,
+        name,
+        namespace: Some(namespace),
+        operation: Operation::Create,
+        user_info: UserInfo::default(),
+        object: Some(object),
+        old_object: None,
+        dry_run: Some(true),
+    };
+    inputs.documents.push(Document { place, lines, request, notes });
+}
+
+/// The segments of a violation's field path: `spec.containers[0].securityContext` or
+/// `metadata.annotations["a.b/c"]`.
+pub fn path_segments(path: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("[\"") {
+            let Some(end) = after.find("\"]") else { break };
+            out.push(Segment::Key(after[..end].to_owned()));
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(end) = after.find(']') else { break };
+            let Ok(i) = after[..end].parse() else { break };
+            out.push(Segment::Index(i));
+            rest = &after[end + 1..];
+        } else {
+            let rest_trimmed = rest.strip_prefix('.').unwrap_or(rest);
+            let end = rest_trimmed.find(['.', '[']).unwrap_or(rest_trimmed.len());
+            out.push(Segment::Key(rest_trimmed[..end].to_owned()));
+            rest = &rest_trimmed[end..];
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn read_one(text: &str, explicit: bool) -> Inputs {
+        let mut inputs = Inputs::default();
+        read_text("f.yaml", text, false, explicit, &Options::default(), &mut inputs);
+        inputs
+    }
+
     #[test]
     fn multi_document_yaml_list_and_review() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: apps/v1, kind: Deployment, metadata: {name: d, namespace: prod}}\n";
-        let mut inputs = Inputs::default();
-        read_text("f.yaml", text, false, "default", &mut inputs);
+        let inputs = read_one(text, true);
         assert!(inputs.errors.is_empty(), "{:?}", inputs.errors);
         let docs: Vec<_> = inputs
             .documents
             .iter()
             .map(|d| {
-                (d.document, d.request.kind.group.clone(), d.request.namespace.clone().unwrap_or_default())
+                let r = &d.request;
+                (
+                    d.place.document,
+                    d.place.item,
+                    r.kind.group.clone(),
+                    r.namespace.clone().unwrap_or_default(),
+                )
             })
             .collect();
-        assert_eq!(docs, [(0, String::new(), "default".into()), (1, "apps".into(), "prod".into())]);
+        assert_eq!(
+            docs,
+            [(0, None, String::new(), String::new()), (2, Some(0), "apps".into(), "prod".into())]
+        );
+        assert_eq!(inputs.documents[1].place.line, 9);
     }
 
     #[test]
-    fn not_an_object_and_bad_yaml_are_errors_with_place() {
+    fn typed_lists_give_their_items_kind_and_api_version() {
+        let text = "apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: a}\n  spec: {containers: []}\n- kind: Pod\n  apiVersion: v1\n  metadata: {name: b}\n";
+        let inputs = read_one(text, true);
+        let kinds: Vec<_> = inputs
+            .documents
+            .iter()
+            .map(|d| (d.request.kind.kind.as_str(), d.request.name.clone().unwrap(), d.place.to_string()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("Pod", "a".to_owned(), "f.yaml[0].items[0]".to_owned()),
+                ("Pod", "b".into(), "f.yaml[0].items[1]".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn documents_that_are_not_objects_are_skipped_in_folders_and_an_error_for_a_named_file() {
+        let values = "replicaCount: 1\nimage: {repository: nginx}\n";
+        let in_folder = read_one(values, false);
+        assert!(in_folder.errors.is_empty(), "{:?}", in_folder.errors);
+        assert_eq!(in_folder.not_objects.len(), 1);
+        assert!(
+            in_folder.not_objects[0].reason.starts_with("not a Kubernetes object"),
+            "{:?}",
+            in_folder.not_objects
+        );
+        let named = read_one(values, true);
+        assert_eq!(named.errors.len(), 1, "{:?}", named.errors);
+        assert!(named.errors[0].reason.starts_with("holds no Kubernetes object"), "{}", named.errors[0]);
+        // A named file with one object and one stray document: the stray one is only skipped.
+        let mixed =
+            read_one(&format!("{values}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: a}}\n"), true);
+        assert!(mixed.errors.is_empty(), "{:?}", mixed.errors);
+        assert_eq!((mixed.documents.len(), mixed.not_objects.len()), (1, 1));
+        assert!(read_one("", true).errors[0].reason.contains("no document at all"));
+    }
+
+    #[test]
+    fn bad_yaml_is_an_error_with_its_place() {
         let mut inputs = Inputs::default();
-        read_text("f.yaml", "just: a map\n", false, "default", &mut inputs);
-        read_text("g.yaml", "a: [1,\n", false, "default", &mut inputs);
-        read_text("h.yaml", "a: [1,\n---\nb: 2\n", false, "default", &mut inputs);
-        assert_eq!(inputs.errors.len(), 3, "{:?}", inputs.errors);
-        assert_eq!(inputs.errors[0].document, Some(0));
-        assert!(inputs.errors[1].to_string().starts_with("g.yaml:"), "{}", inputs.errors[1]);
+        read_text("g.yaml", "a: [1,\n", false, false, &Options::default(), &mut inputs);
+        assert_eq!(inputs.errors.len(), 1, "{:?}", inputs.errors);
+        assert!(inputs.errors[0].to_string().starts_with("g.yaml:"), "{}", inputs.errors[0]);
+    }
+
+    #[test]
+    fn api_versions_no_longer_served_are_evaluated_with_a_note() {
+        let text = "apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  template:\n    spec: {containers: [{name: c, image: x}]}\n";
+        let inputs = read_one(text, true);
+        let d = &inputs.documents[0];
+        assert_eq!(d.request.kind.group, "apps");
+        assert!(d.notes[0].contains("no longer served (since Kubernetes 1.16)"), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn namespace_comes_from_the_manifest_else_the_option_else_none() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: prod}\n";
+        let mut inputs = Inputs::default();
+        let options = Options { namespace: Some("team".into()), ..Options::default() };
+        read_text("f.yaml", text, false, true, &options, &mut inputs);
+        let ns: Vec<_> = inputs.documents.iter().map(|d| d.request.namespace.clone().unwrap()).collect();
+        assert_eq!(ns, ["team", "prod"]);
+        let ns: Vec<_> =
+            read_one(text, true).documents.iter().map(|d| d.request.namespace.clone().unwrap()).collect();
+        assert_eq!(ns, ["", "prod"]);
+    }
+
+    #[test]
+    fn violation_paths_split_into_segments() {
+        use Segment::{Index, Key};
+        let k = |s: &str| Key(s.to_owned());
+        assert_eq!(
+            path_segments("spec.template.spec.containers[10].securityContext"),
+            [k("spec"), k("template"), k("spec"), k("containers"), Index(10), k("securityContext")]
+        );
+        assert_eq!(
+            path_segments("metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/app\"]"),
+            [k("metadata"), k("annotations"), k("container.apparmor.security.beta.kubernetes.io/app")]
+        );
+        assert_eq!(path_segments(""), []);
+    }
+
+    #[test]
+    fn lines_of_violation_paths_point_into_list_items() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec:\n    containers:\n    - name: c\n      securityContext:\n        privileged: true\n";
+        let inputs = read_one(text, true);
+        let d = &inputs.documents[0];
+        assert_eq!(d.line_of("spec.containers[0].securityContext.privileged"), 11);
+        assert_eq!(d.line_of("spec.containers[0].securityContext.runAsNonRoot"), 10);
+        assert_eq!(d.line_of("spec.hostPID"), 7);
     }
 }

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod context;
 pub mod input;
 pub mod json;
+pub mod memory;
 pub mod metrics;
 pub mod object;
 pub mod policy;
@@ -28,6 +29,7 @@ pub mod source;
 pub mod subject;
 pub mod telemetry;
 pub mod yaml;
+pub mod yaml11;
 
 #[cfg(test)]
 pub(crate) mod testing;

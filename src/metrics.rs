@@ -158,6 +158,13 @@ impl Metrics {
             self.violations.get_or_create(&labels).inc_by(run as u64);
             rest = &rest[run..];
         }
+        // Findings merged into another policy's count for their own policies too.
+        for v in decision.violations.iter().filter(|v| !v.also.is_empty()) {
+            for policy in &v.also {
+                let labels = ViolationLabels { policy: policy.clone(), mode: v.mode.as_str() };
+                self.violations.get_or_create(&labels).inc();
+            }
+        }
         // Found but not kept: counted all the same.
         for o in &decision.omitted {
             let labels = ViolationLabels { policy: o.policy.clone(), mode: o.mode.as_str() };
@@ -246,6 +253,7 @@ mod tests {
                 mode: crate::policy::Mode::Enforce,
                 count: 6_950,
             }],
+            applied: Vec::new(),
         };
         m.record_violations(&d);
         assert!(m.encode().contains(r#"podguard_violations_total{policy="p",mode="enforce"} 6950"#));

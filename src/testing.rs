@@ -31,11 +31,17 @@ impl Check for FlagPrivileged {
     }
 }
 
-/// A policy `name` with one rule `rule` running [`FlagPrivileged`].
+/// A policy `name` with one rule `privileged` running [`FlagPrivileged`]. Two of them in a set
+/// find the same things, which a decision merges: see [`privileged_rule`] for distinct ones.
 pub fn privileged_policy(name: &str, mode: Option<Mode>) -> Arc<CompiledPolicy> {
+    privileged_rule(name, mode, "privileged")
+}
+
+/// A policy `name` with one rule `rule` running [`FlagPrivileged`].
+pub fn privileged_rule(name: &str, mode: Option<Mode>, rule: &str) -> Arc<CompiledPolicy> {
     let source: Policy = serde_json::from_value(serde_json::json!({
         "apiVersion": "podguard.dev/v1", "kind": "Policy", "metadata": {"name": name},
-        "spec": {"rules": [{"name": "privileged", "check": "test"}]}
+        "spec": {"rules": [{"name": rule, "check": "test"}]}
     }))
     .unwrap();
     Arc::new(CompiledPolicy {
@@ -46,7 +52,7 @@ pub fn privileged_policy(name: &str, mode: Option<Mode>) -> Arc<CompiledPolicy> 
         origin: Origin::File { path: format!("{name}.yaml") },
         document: 0,
         matcher: Matcher::compile(&Match::default()).unwrap(),
-        rules: vec![CompiledRule { name: "privileged".into(), check: Box::new(FlagPrivileged) }],
+        rules: vec![CompiledRule { name: rule.into(), check: Box::new(FlagPrivileged) }],
         source,
     })
 }

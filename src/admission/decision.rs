@@ -42,6 +42,8 @@ pub struct Settings {
     /// in [`Decision::omitted`]: the webhook, which answers with no more, need not hold
     /// thousands. `podguard check` keeps them all for its reports.
     pub keep_only_shown: bool,
+    /// Fill [`Decision::applied`] (costs a second pass over the policies' match blocks).
+    pub record_applied: bool,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             on_error: OnError::Deny,
             policy_configmaps: None,
             keep_only_shown: false,
+            record_applied: false,
         }
     }
 }
@@ -84,6 +87,10 @@ pub struct Decision {
     /// Violations found but not kept (see [`Settings::keep_only_shown`]), counted by policy,
     /// rule and effective mode.
     pub omitted: Vec<Omitted>,
+    /// The policies that applied to the object (their match block matched), when
+    /// [`Settings::record_applied`] asks for them: `podguard test` tells "passed" from "did not
+    /// apply" with it.
+    pub applied: Vec<std::sync::Arc<str>>,
 }
 
 /// How many violations of one policy rule at one effective mode were found but not kept.
@@ -107,6 +114,7 @@ impl Decision {
             violations: Vec::new(),
             namespace_mode: Mode::Enforce,
             omitted: Vec::new(),
+            applied: Vec::new(),
         }
     }
 
@@ -450,6 +458,7 @@ pub fn evaluate(
         violations: Vec::new(),
         namespace_mode: settings.default_mode,
         omitted: Vec::new(),
+        applied: Vec::new(),
     };
     let workload = match object::decode_request(&req.kind.group, kind, raw.get()) {
         Ok(Decoded::Workload(w)) => w,
@@ -485,31 +494,147 @@ pub fn evaluate(
         object: Some(raw),
         old_object: req.old_object.as_deref(),
     };
-    let mut violations = Vec::new();
+    let mut violations: Vec<Violation> = Vec::new();
     let mut omitted: Vec<Omitted> = Vec::new();
     let mut kept = [0usize; 3];
+    let mut same = SameFindings::default();
+    let merge = policies.shares_rule_names();
     policies.evaluate_each(&ctx, &subject, |mut v| {
         v.mode = v.mode.min(ns_mode);
-        let slot = &mut kept[v.mode as usize];
-        if !settings.keep_only_shown || *slot < MAX_SHOWN {
-            *slot += 1;
-            violations.push(v);
+        if !merge {
+            let _ = keep_or_count(v, &mut violations, &mut omitted, &mut kept, settings.keep_only_shown);
             return;
         }
-        match omitted.iter_mut().find(|o| o.policy == v.policy && o.rule == v.rule && o.mode == v.mode) {
-            Some(o) => o.count += 1,
-            None => omitted.push(Omitted { policy: v.policy, rule: v.rule, mode: v.mode, count: 1 }),
+        let key = SameFindings::key(&v);
+        if let Some(i) = same.kept(key, &violations, &v) {
+            let before = violations[i].mode;
+            violations[i].absorb(v);
+            let after = violations[i].mode;
+            kept[before as usize] -= 1;
+            kept[after as usize] += 1;
+            return;
+        }
+        // Only-counted findings are known by a hash that includes the message.
+        let whole =
+            (!same.omitted.is_empty() || settings.keep_only_shown).then(|| SameFindings::whole_key(&v));
+        if let Some(whole) = whole
+            && let Some(&o) = same.omitted.get(&whole)
+        {
+            // The same finding as one only counted: counted once, at the stronger mode.
+            if v.mode > omitted[o].mode {
+                omitted[o].count -= 1;
+                let at = count_omitted(&mut omitted, v);
+                same.omitted.insert(whole, at);
+            }
+            return;
+        }
+        match keep_or_count(v, &mut violations, &mut omitted, &mut kept, settings.keep_only_shown) {
+            Ok(at) => same.add_kept(key, at),
+            Err(at) => {
+                same.omitted.insert(whole.unwrap_or_default(), at);
+            }
         }
     });
+    omitted.retain(|o| o.count > 0);
     let enforced =
         violations.iter().any(|v| v.mode == Mode::Enforce) || omitted.iter().any(|o| o.mode == Mode::Enforce);
-    Decision { allowed: !enforced, outcome: Outcome::Evaluated, violations, namespace_mode: ns_mode, omitted }
+    let applied = if settings.record_applied {
+        policies
+            .policies()
+            .iter()
+            .filter(|p| p.matcher.matches(&ctx, &subject))
+            .map(|p| p.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Decision {
+        allowed: !enforced,
+        outcome: Outcome::Evaluated,
+        violations,
+        namespace_mode: ns_mode,
+        omitted,
+        applied,
+    }
+}
+
+/// Keeps `v` when its mode has room left (or everything is kept): `Ok(index in kept)`; else
+/// counts it: `Err(index of its count)`.
+fn keep_or_count(
+    v: Violation,
+    violations: &mut Vec<Violation>,
+    omitted: &mut Vec<Omitted>,
+    kept: &mut [usize; 3],
+    keep_only_shown: bool,
+) -> Result<usize, usize> {
+    let slot = &mut kept[v.mode as usize];
+    if !keep_only_shown || *slot < MAX_SHOWN {
+        *slot += 1;
+        violations.push(v);
+        return Ok(violations.len() - 1);
+    }
+    Err(count_omitted(omitted, v))
+}
+
+/// Counts `v` among the violations found but not kept; returns the index of its count.
+fn count_omitted(omitted: &mut Vec<Omitted>, v: Violation) -> usize {
+    match omitted.iter().position(|o| o.policy == v.policy && o.rule == v.rule && o.mode == v.mode) {
+        Some(i) => {
+            omitted[i].count += 1;
+            i
+        }
+        None => {
+            omitted.push(Omitted { policy: v.policy, rule: v.rule, mode: v.mode, count: 1 });
+            omitted.len() - 1
+        }
+    }
+}
+
+/// Finds the [same finding](Violation::same_finding) as a new violation among those already
+/// found, through a hash: a pod of thousands of containers has tens
+/// of thousands of violations, so no scan of all of them per violation. Kept violations are
+/// compared whole; for those only counted, the 64-bit hash alone stands for the finding (what
+/// keeping only the shown ones saves is holding them).
+#[derive(Default)]
+struct SameFindings {
+    kept: std::collections::HashMap<u64, Vec<usize>>,
+    /// Hash of an only-counted finding -> the index of its count in the omitted list.
+    omitted: std::collections::HashMap<u64, usize>,
+}
+
+impl SameFindings {
+    /// Rule and field: candidates, compared whole.
+    fn key(v: &Violation) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        v.rule.hash(&mut h);
+        v.path.hash(&mut h);
+        h.finish()
+    }
+
+    /// Rule, field and message: the finding itself.
+    fn whole_key(v: &Violation) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        v.rule.hash(&mut h);
+        v.path.hash(&mut h);
+        v.message.hash(&mut h);
+        h.finish()
+    }
+
+    fn kept(&self, key: u64, kept: &[Violation], v: &Violation) -> Option<usize> {
+        self.kept.get(&key)?.iter().copied().find(|&i| kept[i].same_finding(v))
+    }
+
+    fn add_kept(&mut self, key: u64, at: usize) {
+        self.kept.entry(key).or_default().push(at);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{labels, pod, privileged_policy, request, set};
+    use crate::testing::{labels, pod, privileged_policy, privileged_rule, request, set};
     use rstest::rstest;
 
     #[test]
@@ -542,6 +667,46 @@ mod tests {
             "[p/privileged] spec.containers[0].securityContext.privileged: container \"c0\" is privileged (set it to false)\n\
              [p/privileged] spec.containers[2].securityContext.privileged: container \"c2\" is privileged (set it to false)"
         );
+    }
+
+    #[rstest]
+    #[case::same_mode(None, None, "[a/privileged, b/privileged]", Mode::Enforce)]
+    #[case::second_stronger(Some(Mode::Warn), None, "[b/privileged, a/privileged]", Mode::Enforce)]
+    #[case::first_stronger(None, Some(Mode::Audit), "[a/privileged, b/privileged]", Mode::Enforce)]
+    #[case::both_warn(Some(Mode::Warn), Some(Mode::Warn), "[a/privileged, b/privileged]", Mode::Warn)]
+    fn two_policies_finding_the_same_thing_give_one_line_naming_both(
+        #[case] a: Option<Mode>,
+        #[case] b: Option<Mode>,
+        #[case] named: &str,
+        #[case] mode: Mode,
+    ) {
+        let d = evaluate(
+            &set(vec![privileged_policy("a", a), privileged_policy("b", b)]),
+            &Settings::default(),
+            &request("", "Pod", Operation::Create, pod(&[true, false, true])),
+            None,
+        );
+        let lines: Vec<String> = d.violations.iter().map(Violation::line).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for (line, c) in lines.iter().zip(["c0", "c2"]) {
+            assert!(line.starts_with(named), "{line}");
+            assert!(line.contains(&format!("container \"{c}\" is privileged")), "{line}");
+        }
+        assert!(d.violations.iter().all(|v| v.mode == mode));
+        assert_eq!(d.allowed, mode != Mode::Enforce);
+    }
+
+    #[test]
+    fn merged_findings_still_fill_the_shown_slots_once() {
+        let settings = Settings { keep_only_shown: true, ..Settings::default() };
+        let d = evaluate(
+            &set(vec![privileged_policy("a", None), privileged_policy("b", None)]),
+            &settings,
+            &request("", "Pod", Operation::Create, pod(&[true; MAX_SHOWN + 5])),
+            None,
+        );
+        assert_eq!(d.violations.len(), MAX_SHOWN);
+        assert!(d.violations.iter().all(|v| v.also.len() == 1));
     }
 
     #[rstest]
@@ -585,8 +750,10 @@ mod tests {
 
     #[test]
     fn warnings_and_audit_annotations() {
-        let s =
-            set(vec![privileged_policy("w", Some(Mode::Warn)), privileged_policy("a", Some(Mode::Audit))]);
+        let s = set(vec![
+            privileged_rule("w", Some(Mode::Warn), "privileged"),
+            privileged_rule("a", Some(Mode::Audit), "root"),
+        ]);
         let r =
             evaluate(&s, &Settings::default(), &request("", "Pod", Operation::Create, pod(&[true])), None)
                 .response("u");
@@ -600,7 +767,7 @@ mod tests {
         let audit: serde_json::Value = serde_json::from_str(&r.audit_annotations["violations"]).unwrap();
         assert_eq!(
             audit,
-            serde_json::json!([{"policy":"a","rule":"privileged","path":"spec.containers[0].securityContext.privileged","message":"container \"c0\" is privileged"}])
+            serde_json::json!([{"policy":"a","rule":"root","path":"spec.containers[0].securityContext.privileged","message":"container \"c0\" is privileged"}])
         );
     }
 
@@ -881,6 +1048,7 @@ mod tests {
             path: crate::policy::FieldPath::new("spec").field("containers").index(0).field("image"),
             message: message.into(),
             fix: fix.into(),
+            also: Vec::new(),
         }
     }
 
@@ -891,6 +1059,7 @@ mod tests {
             violations,
             namespace_mode: Mode::Enforce,
             omitted: Vec::new(),
+            applied: Vec::new(),
         }
     }
 
@@ -905,6 +1074,7 @@ mod tests {
             violations: Vec::new(),
             namespace_mode: Mode::Enforce,
             omitted: Vec::new(),
+            applied: Vec::new(),
         }
     }
 
@@ -937,9 +1107,9 @@ mod tests {
     #[test]
     fn a_pod_with_thousands_of_violations_gets_a_bounded_answer() {
         let s = set(vec![
-            privileged_policy("e", None),
-            privileged_policy("w", Some(Mode::Warn)),
-            privileged_policy("a", Some(Mode::Audit)),
+            privileged_rule("e", None, "e"),
+            privileged_rule("w", Some(Mode::Warn), "w"),
+            privileged_rule("a", Some(Mode::Audit), "a"),
         ]);
         let d = evaluate(
             &s,
@@ -972,9 +1142,9 @@ mod tests {
     #[test]
     fn keeping_only_the_shown_violations_changes_nothing_in_the_answer() {
         let s = set(vec![
-            privileged_policy("e", None),
-            privileged_policy("w", Some(Mode::Warn)),
-            privileged_policy("a", Some(Mode::Audit)),
+            privileged_rule("e", None, "e"),
+            privileged_rule("w", Some(Mode::Warn), "w"),
+            privileged_rule("a", Some(Mode::Audit), "a"),
         ]);
         let req = request("", "Pod", Operation::Create, pod(&[true; 700]));
         let all = evaluate(&s, &Settings::default(), &req, None);
@@ -986,7 +1156,7 @@ mod tests {
         assert_eq!(lean.review_json("u"), all.review_json("u"));
         assert_eq!(lean.response("u"), all.response("u"));
         // Caps are per mode: warn-mode findings never crowd out the enforce ones that refuse.
-        let s = set(vec![privileged_policy("w", Some(Mode::Warn)), privileged_policy("e", None)]);
+        let s = set(vec![privileged_rule("w", Some(Mode::Warn), "w"), privileged_rule("e", None, "e")]);
         let lean = evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None);
         assert!(!lean.allowed);
     }

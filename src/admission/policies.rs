@@ -137,6 +137,7 @@ pub fn review(places: &PolicyConfigMaps, req: &AdmissionRequest) -> Option<Decis
             violations: Vec::new(),
             namespace_mode: Mode::Enforce,
             omitted: Vec::new(),
+            applied: Vec::new(),
         },
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -157,6 +158,7 @@ fn refused(message: String) -> Decision {
         violations: Vec::new(),
         namespace_mode: Mode::Enforce,
         omitted: Vec::new(),
+        applied: Vec::new(),
     }
 }
 

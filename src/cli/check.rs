@@ -1,14 +1,21 @@
 //! `podguard check`: manifests in, report and exit code out, through the webhook's own decision.
+//!
+//! The namespace context is the webhook's too: `Namespace` objects in the input and
+//! `--namespace-labels` give namespaces their labels (the mode label, and what policies'
+//! `namespaceSelector`s see), and the webhook's exemption flags skip what it would skip.
 
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::admission::exemptions::Exemptions;
 use crate::admission::{self, Settings};
+use crate::input::{Document, Inputs};
 use crate::policy::{Mode, PolicySet};
-use crate::report::{self, ObjectResult, Report};
+use crate::report::{self, ObjectResult, Summary};
 use crate::source;
 
 /// Output format.
@@ -18,6 +25,33 @@ pub enum Format {
     Text,
     /// The stable JSON contract (docs/cli.md).
     Json,
+    /// SARIF 2.1.0, for code scanning (GitHub, GitLab, Azure DevOps).
+    Sarif,
+    /// JUnit XML: one test case per object, failed when it fails the run.
+    Junit,
+    /// Counts by policy and rule only.
+    Summary,
+}
+
+/// What makes `check` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Objects the webhook would refuse.
+    Enforce,
+    /// ... and objects it would admit with warnings.
+    Warn,
+    /// ... and objects with any finding at all.
+    Audit,
+}
+
+impl FailOn {
+    fn mode(self) -> Mode {
+        match self {
+            Self::Enforce => Mode::Enforce,
+            Self::Warn => Mode::Warn,
+            Self::Audit => Mode::Audit,
+        }
+    }
 }
 
 /// Flags of `podguard check`.
@@ -29,12 +63,34 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// Mode of namespaces (as the webhook's `--default-mode`).
+    /// What makes the exit code 1: violations at this mode or a stronger one (and refused objects
+    /// in any case).
+    #[arg(long, value_enum, default_value = "enforce")]
+    pub fail_on: FailOn,
+    /// List skipped objects (not a pod kind, exempt, not a Kubernetes object) in text output.
+    #[arg(long)]
+    pub show_skipped: bool,
+    /// Mode of namespaces without a `podguard.dev/mode` label (as the webhook's `--default-mode`).
     #[arg(long, default_value = "enforce")]
     pub default_mode: Mode,
-    /// Namespace for manifests that name none.
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
+    /// Honour the `podguard.dev/mode` namespace label (as the webhook's flag).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub namespace_mode_label: bool,
+    /// Namespace of manifests that name none, as `kubectl -n` or `helm -n` would give them.
+    /// Without it they are in no namespace in particular: checks of the namespace itself,
+    /// namespace labels and namespace exemptions do not apply to them.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Labels of a namespace as it is in the cluster, `NS:KEY=VALUE,KEY=VALUE` (repeatable);
+    /// a `Namespace` object in the input adds to and overrides them.
+    #[arg(long = "namespace-labels", value_name = "NS:LABELS")]
+    pub namespace_labels: Vec<String>,
+    /// Namespaces no policy applies to (comma list), as the webhook's flag.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "kube-system")]
+    pub exempt_namespaces: Vec<String>,
+    /// `runtimeClassName`s no policy applies to (comma list), as the webhook's flag.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub exempt_runtime_classes: Vec<String>,
     /// Manifests: files, folders, or `-` for stdin.
     #[arg(value_name = "PATH", default_value = "-")]
     pub paths: Vec<PathBuf>,
@@ -45,6 +101,93 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, Vec<crate::policy::
     let loaded = if paths.is_empty() { source::embedded::load()? } else { source::files::load_all(paths)? };
     let (set, errors) = PolicySet::merge([loaded]);
     if errors.is_empty() { Ok(set) } else { Err(errors) }
+}
+
+/// Label every namespace has in a cluster since Kubernetes 1.21 (the API server sets it), and
+/// that `namespaceSelector`s commonly use.
+pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// What `check` knows of namespaces: their labels, from `--namespace-labels` and the `Namespace`
+/// objects of the input.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Namespaces(HashMap<String, BTreeMap<String, String>>);
+
+impl Namespaces {
+    /// Parses `--namespace-labels` values (`NS:KEY=VALUE,KEY=VALUE`; `NS:` for none).
+    pub fn from_flags(values: &[String]) -> Result<Self, String> {
+        let mut out = Self::default();
+        for value in values {
+            let Some((ns, labels)) = value.split_once(':').filter(|(ns, _)| !ns.is_empty()) else {
+                return Err(format!("--namespace-labels {value:?}: expected NS:KEY=VALUE,KEY=VALUE"));
+            };
+            let map = out.0.entry(ns.to_owned()).or_default();
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                    return Err(format!("--namespace-labels {value:?}: {pair:?} is not KEY=VALUE"));
+                };
+                map.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Namespaces with the given labels.
+    pub fn from_map(map: BTreeMap<String, BTreeMap<String, String>>) -> Self {
+        Self(map.into_iter().collect())
+    }
+
+    /// Adds the labels of the `Namespace` objects among `documents`.
+    pub fn add_objects(&mut self, documents: &[Document]) {
+        for d in documents {
+            let kind = &d.request.kind;
+            if kind.kind != "Namespace" || !kind.group.is_empty() {
+                continue;
+            }
+            let Some(object) = d.request.object.as_deref() else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(object.get()) else { continue };
+            let Some(name) = v.pointer("/metadata/name").and_then(|n| n.as_str()) else { continue };
+            let map = self.0.entry(name.to_owned()).or_default();
+            if let Some(labels) = v.pointer("/metadata/labels").and_then(|l| l.as_object()) {
+                for (k, v) in labels {
+                    if let Some(v) = v.as_str() {
+                        map.insert(k.clone(), v.to_owned());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The labels of `namespace` as the webhook would see them: those known, and the name label
+    /// the API server sets. `None` for no namespace in particular.
+    pub fn labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        if namespace.is_empty() {
+            return None;
+        }
+        let mut labels = self.0.get(namespace).cloned().unwrap_or_default();
+        labels.entry(NAME_LABEL.to_owned()).or_insert_with(|| namespace.to_owned());
+        Some(labels)
+    }
+}
+
+/// Decides one document as the webhook would.
+pub fn decide(set: &PolicySet, settings: &Settings, namespaces: &Namespaces, doc: &Document) -> ObjectResult {
+    let labels = doc.request.namespace.as_deref().and_then(|ns| namespaces.labels(ns));
+    ObjectResult::new(doc, admission::evaluate(set, settings, &doc.request, labels.as_ref()))
+}
+
+/// The settings of `check`'s flags.
+fn settings(args: &Args) -> Settings {
+    let set = |v: &[String]| v.iter().filter(|s| !s.is_empty()).cloned().collect();
+    Settings {
+        default_mode: args.default_mode,
+        namespace_mode_label: args.namespace_mode_label,
+        exemptions: Exemptions {
+            namespaces: set(&args.exempt_namespaces),
+            usernames: Default::default(),
+            runtime_classes: set(&args.exempt_runtime_classes),
+        },
+        ..Settings::default()
+    }
 }
 
 /// Runs the check.
@@ -58,27 +201,105 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let settings = Settings { default_mode: args.default_mode, ..Settings::default() };
-    let inputs = crate::input::read(&args.paths, &args.namespace);
+    let mut namespaces = match Namespaces::from_flags(&args.namespace_labels) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("podguard: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let settings = settings(&args);
+    let options = crate::input::Options { namespace: args.namespace.clone(), ..Default::default() };
+    let inputs = crate::input::read(&args.paths, &options);
     for e in &inputs.errors {
         eprintln!("podguard: input error: {e}");
     }
-    let results: Vec<ObjectResult> = inputs
-        .documents
-        .iter()
-        .map(|doc| ObjectResult::new(doc, admission::evaluate(&set, &settings, &doc.request, None)))
-        .collect();
-    let report = Report::new(results);
-    let rendered = match args.format {
-        Format::Text => report::text::render(&report),
-        Format::Json => report::json::render(&report),
-    };
-    std::io::stdout().lock().write_all(rendered.as_bytes()).context("writing the report")?;
+    namespaces.add_objects(&inputs.documents);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let failed =
+        write_report(&args, &set, &settings, &namespaces, &inputs, &mut out).context("writing the report")?;
+    out.flush().context("writing the report")?;
     Ok(ExitCode::from(if !inputs.errors.is_empty() {
         2
-    } else if report.summary.denied > 0 {
+    } else if failed {
         1
     } else {
         0
     }))
+}
+
+/// Decides every document and writes the report in the chosen format; text and JSON are
+/// written object by object. Returns whether any object fails the run.
+fn write_report(
+    args: &Args,
+    set: &PolicySet,
+    settings: &Settings,
+    namespaces: &Namespaces,
+    inputs: &Inputs,
+    out: &mut dyn Write,
+) -> std::io::Result<bool> {
+    let fail_on = args.fail_on.mode();
+    let mut summary = Summary::default();
+    let mut failed = false;
+    let results = inputs
+        .documents
+        .iter()
+        .map(|doc| decide(set, settings, namespaces, doc))
+        .chain(inputs.not_objects.iter().map(ObjectResult::not_an_object));
+    match args.format {
+        Format::Text | Format::Json => {
+            let text = report::text::Text { show_skipped: args.show_skipped };
+            let mut json = report::json::Json::default();
+            for r in results {
+                summary.add(&r);
+                failed |= r.fails(fail_on);
+                match args.format {
+                    Format::Text => text.result(out, &r)?,
+                    _ => json.result(out, &r)?,
+                }
+            }
+            match args.format {
+                Format::Text => text.finish(out, &summary)?,
+                _ => json.finish(out, &summary)?,
+            }
+        }
+        Format::Sarif | Format::Junit | Format::Summary => {
+            let all: Vec<ObjectResult> = results.collect();
+            failed = all.iter().any(|r| r.fails(fail_on));
+            let report = report::Report::new(all);
+            let rendered = match args.format {
+                Format::Sarif => report::sarif::render(&report, set),
+                Format::Junit => report::junit::render(&report, fail_on),
+                _ => report::summary::render(&report),
+            };
+            out.write_all(rendered.as_bytes())?;
+        }
+    }
+    Ok(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_labels_from_flags_and_objects() {
+        let mut ns =
+            Namespaces::from_flags(&["prod:team=a,podguard.dev/mode=warn".into(), "dev:".into()]).unwrap();
+        assert_eq!(ns.labels("prod").unwrap()["podguard.dev/mode"], "warn");
+        assert_eq!(ns.labels("dev").unwrap()[NAME_LABEL], "dev");
+        assert_eq!(ns.labels("other").unwrap().len(), 1);
+        assert_eq!(ns.labels(""), None);
+        let text =
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, labels: {podguard.dev/mode: audit}}\n";
+        let mut inputs = Inputs::default();
+        crate::input::read_text("n.yaml", text, false, true, &Default::default(), &mut inputs);
+        ns.add_objects(&inputs.documents);
+        let prod = ns.labels("prod").unwrap();
+        assert_eq!((prod["podguard.dev/mode"].as_str(), prod["team"].as_str()), ("audit", "a"));
+        for bad in ["prod", ":a=b", "prod:a", "prod:=b"] {
+            assert!(Namespaces::from_flags(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
 }

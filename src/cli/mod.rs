@@ -1,9 +1,10 @@
-//! Command-line front doors: `check`, `policies`, `serve`. Flags are parsed by clap into `Args`,
+//! Command-line front doors: `check`, `policies`, `serve`, `test`. Flags are parsed by clap into `Args`,
 //! each subcommand turns them into a plan and runs it. `anyhow` lives here and in `main.rs` only.
 
 pub mod check;
 pub mod policies;
 pub mod serve;
+pub mod test;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ pub enum Command {
     Policies(policies::Command),
     /// Run the HTTPS admission webhook.
     Serve(Box<serve::Args>),
+    /// Run policy tests (`PolicyTest` documents): what each rule must say of each object.
+    Test(test::Args),
 }
 
 /// Runs the command; `Ok` carries the exit code (0 clean, 1 would be denied, 2 error).
@@ -36,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Policies(cmd) => policies::run(cmd),
         Command::Serve(args) => serve::run(*args),
+        Command::Test(args) => test::run(args),
     }
 }

@@ -269,6 +269,7 @@ impl Plan {
                 policy_configmaps,
                 // The webhook answers with no more than it shows; `check` reports them all.
                 keep_only_shown: true,
+                record_applied: false,
             },
         })
     }

@@ -248,12 +248,24 @@ fn bounded(mut text: String, max: usize) -> String {
 #[derive(Debug, Default)]
 pub struct PolicySet {
     policies: Vec<Arc<CompiledPolicy>>,
+    /// Whether two policies have a rule of the same name, so that they can find the same thing
+    /// (the Pod Security levels): only then do decisions look for findings to merge.
+    shared_rule_names: bool,
 }
 
 impl PolicySet {
     /// A set of already-compiled policies with distinct names (see [`PolicySet::merge`]).
     pub fn new(policies: Vec<Arc<CompiledPolicy>>) -> Self {
-        Self { policies }
+        let mut names: Vec<(&str, &str)> =
+            policies.iter().flat_map(|p| p.rules.iter().map(move |r| (&*r.name, &*p.name))).collect();
+        names.sort_unstable();
+        let shared_rule_names = names.windows(2).any(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1);
+        Self { policies, shared_rule_names }
+    }
+
+    /// Whether two policies of the set have a rule of the same name.
+    pub fn shares_rule_names(&self) -> bool {
+        self.shared_rule_names
     }
 
     /// Merges the policies of several sources in order. A name defined again by a later source is
@@ -284,7 +296,7 @@ impl PolicySet {
                 }
             }
         }
-        (Self { policies }, errors)
+        (Self::new(policies), errors)
     }
 
     /// The policies, in load order.
@@ -345,6 +357,7 @@ impl PolicySet {
                             }
                             borrowed => borrowed,
                         },
+                        also: Vec::new(),
                     });
                 }
             }

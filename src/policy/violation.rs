@@ -126,6 +126,15 @@ pub struct Violation {
     /// How to fix it.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub fix: Cow<'static, str>,
+    /// Other policies whose rule of the same name found the same thing on the same field (the
+    /// Pod Security `baseline` and `restricted` levels share most controls): one violation names
+    /// them all rather than repeating the line. Empty for nearly every violation.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "serialize_also")]
+    pub also: Vec<Arc<str>>,
+}
+
+fn serialize_also<S: serde::Serializer>(also: &[Arc<str>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(also.iter().map(|p| &**p))
 }
 
 fn serialize_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
@@ -152,6 +161,31 @@ impl Violation {
         s
     }
 
+    /// Whether `other` is the same finding as this one from another policy: same rule name,
+    /// field and message.
+    pub fn same_finding(&self, other: &Violation) -> bool {
+        self.rule == other.rule && self.path == other.path && self.message == other.message
+    }
+
+    /// Takes in `other`, the [same finding](Violation::same_finding) from another policy: the
+    /// stronger mode wins (its policy is named first), and the controls of both are kept.
+    pub fn absorb(&mut self, mut other: Violation) {
+        if other.mode > self.mode {
+            std::mem::swap(&mut self.policy, &mut other.policy);
+            self.mode = other.mode;
+            self.also.insert(0, other.policy);
+        } else {
+            self.also.push(other.policy);
+        }
+        self.severity = self.severity.max(other.severity);
+        if other.controls.iter().any(|c| !self.controls.contains(c)) {
+            let mut all = self.controls.to_vec();
+            all.extend(other.controls.iter().filter(|c| !self.controls.contains(c)).cloned());
+            self.controls = all.into();
+        }
+        self.also.extend(other.also);
+    }
+
     /// Appends [`Violation::line`] to `out` without an intermediate allocation.
     pub fn write_line(&self, out: &mut String) {
         // Writing into a String cannot fail.
@@ -165,6 +199,12 @@ impl Violation {
         w.write_str(&self.policy)?;
         w.write_char('/')?;
         w.write_str(&self.rule)?;
+        for policy in &self.also {
+            w.write_str(", ")?;
+            w.write_str(policy)?;
+            w.write_char('/')?;
+            w.write_str(&self.rule)?;
+        }
         w.write_str("] ")?;
         w.write_str(self.path.as_str())?;
         w.write_str(": ")?;
@@ -209,6 +249,7 @@ mod tests {
             path: FieldPath::new("spec").field("hostPID"),
             message: "host PID namespace is not allowed".into(),
             fix: "remove hostPID or set it to false".into(),
+            also: Vec::new(),
         };
         assert_eq!(
             v.line(),

@@ -1,7 +1,11 @@
-//! Rendering `podguard check` results for people ([`text`]) and machines ([`json`]). One module
-//! per format behind [`Report`]; the contract of the JSON format is documented in docs/cli.md.
+//! Rendering `podguard check` results for people ([`text`], [`summary`]) and machines ([`json`],
+//! [`sarif`], [`junit`]). One module per format over [`ObjectResult`]s; the contract of the JSON
+//! format is documented in docs/cli.md.
 
 pub mod json;
+pub mod junit;
+pub mod sarif;
+pub mod summary;
 pub mod text;
 
 use serde::Serialize;
@@ -16,9 +20,14 @@ pub struct ObjectResult {
     pub file: String,
     /// Document index in the file.
     pub document: usize,
+    /// Index in the `items` of a list kind, for an object that came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
+    /// 1-based line where the object starts.
+    pub line: usize,
     /// Object kind.
     pub kind: String,
-    /// Namespace it would be created in.
+    /// Namespace it would be created in (empty: none named, see `--namespace`).
     pub namespace: String,
     /// Object name.
     pub name: String,
@@ -29,8 +38,24 @@ pub struct ObjectResult {
     /// Why it was skipped, or why it could not be evaluated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Every violation, at its effective mode.
-    pub violations: Vec<Violation>,
+    /// What the reader noticed (an apiVersion no longer served).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Every violation, at its effective mode, with the line of its field.
+    pub violations: Vec<Found>,
+    /// The policies that applied, when the settings asked for them (`podguard test`).
+    #[serde(skip)]
+    pub applied: Vec<std::sync::Arc<str>>,
+}
+
+/// A violation and where its field is in the input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    /// The violation.
+    #[serde(flatten)]
+    pub violation: Violation,
+    /// 1-based line of the field (or of its closest written parent) in the input file.
+    pub line: usize,
 }
 
 impl ObjectResult {
@@ -43,21 +68,64 @@ impl ObjectResult {
             Outcome::Unreadable(e) => (false, Some(format!("cannot evaluate: {e}"))),
             Outcome::Refused(why) => (false, Some(why.clone())),
         };
+        let violations: Vec<Found> = decision
+            .violations
+            .into_iter()
+            .map(|violation| Found { line: doc.line_of(violation.path.as_str()), violation })
+            .collect();
         Self {
-            file: doc.file.clone(),
-            document: doc.document,
+            file: doc.place.file.clone(),
+            document: doc.place.document,
+            item: doc.place.item,
+            line: doc.place.line,
             kind: r.kind.kind.clone(),
             namespace: r.namespace.clone().unwrap_or_default(),
             name: r.name.clone().unwrap_or_default(),
             allowed: decision.allowed,
             skipped,
             reason,
-            violations: decision.violations,
+            notes: doc.notes.clone(),
+            violations,
+            applied: decision.applied,
         }
     }
 
-    fn has(&self, mode: Mode) -> bool {
-        self.violations.iter().any(|v| v.mode == mode)
+    /// The result for a document that is not a Kubernetes object.
+    pub fn not_an_object(n: &crate::input::NotAnObject) -> Self {
+        Self {
+            file: n.place.file.clone(),
+            document: n.place.document,
+            item: n.place.item,
+            line: n.place.line,
+            kind: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            allowed: true,
+            skipped: true,
+            reason: Some(n.reason.clone()),
+            notes: Vec::new(),
+            violations: Vec::new(),
+            applied: Vec::new(),
+        }
+    }
+
+    /// `file[document]`, `.items[i]` for a list item.
+    pub fn place(&self) -> String {
+        match self.item {
+            Some(i) => format!("{}[{}].items[{i}]", self.file, self.document),
+            None => format!("{}[{}]", self.file, self.document),
+        }
+    }
+
+    /// Whether it has a violation at `mode`.
+    pub fn has(&self, mode: Mode) -> bool {
+        self.violations.iter().any(|v| v.violation.mode == mode)
+    }
+
+    /// Whether it fails a run that fails on violations at `mode` or stronger: refused objects
+    /// always do.
+    pub fn fails(&self, fail_on: Mode) -> bool {
+        !self.allowed || self.violations.iter().any(|v| v.violation.mode >= fail_on)
     }
 }
 
@@ -76,7 +144,35 @@ pub struct Summary {
     pub skipped: usize,
 }
 
-/// A whole `check` run.
+impl std::fmt::Display for Summary {
+    /// `3 objects: 1 denied, 2 warned, 0 audited, 0 skipped`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} object{}: {} denied, {} warned, {} audited, {} skipped",
+            self.objects,
+            if self.objects == 1 { "" } else { "s" },
+            self.denied,
+            self.warned,
+            self.audited,
+            self.skipped
+        )
+    }
+}
+
+/// Counts over all objects, kept while results stream past.
+impl Summary {
+    /// Counts `r`.
+    pub fn add(&mut self, r: &ObjectResult) {
+        self.objects += 1;
+        self.denied += usize::from(!r.allowed);
+        self.warned += usize::from(r.has(Mode::Warn));
+        self.audited += usize::from(r.has(Mode::Audit));
+        self.skipped += usize::from(r.skipped);
+    }
+}
+
+/// A whole `check` run, for the formats that need every result before writing (and tests).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// One entry per object, in input order.
@@ -88,13 +184,10 @@ pub struct Report {
 impl Report {
     /// A report over `results`.
     pub fn new(results: Vec<ObjectResult>) -> Self {
-        let summary = Summary {
-            objects: results.len(),
-            denied: results.iter().filter(|r| !r.allowed).count(),
-            warned: results.iter().filter(|r| r.has(Mode::Warn)).count(),
-            audited: results.iter().filter(|r| r.has(Mode::Audit)).count(),
-            skipped: results.iter().filter(|r| r.skipped).count(),
-        };
+        let mut summary = Summary::default();
+        for r in &results {
+            summary.add(r);
+        }
         Self { results, summary }
     }
 }

@@ -70,7 +70,10 @@ async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes,
     use http_body_util::BodyExt as _;
     let read = async {
         let mut body = body;
-        let mut buf = bytes::BytesMut::new();
+        // Sized from the length the client announced (within the limit): growing by doubling
+        // would hold up to twice a large body while it arrives.
+        let announced = axum::body::HttpBody::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok());
+        let mut buf = bytes::BytesMut::with_capacity(announced.filter(|&n| n <= limit).unwrap_or(0));
         let mut seen = 0usize;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { return Err(BodyError::Broken) };
@@ -122,6 +125,9 @@ async fn validate(
             return (StatusCode::BAD_REQUEST, one_line(&e.to_string(), MAX_REASON_CHARS)).into_response();
         }
     };
+    // The request holds its own copy of the object: the body need not wait with it.
+    let size = body.len();
+    drop(body);
     // Allowing by default while nothing is loaded would let through what any policy refuses;
     // a 503 leaves the answer to the API server's failurePolicy, which is the operator's choice.
     if !state.readiness.has_policies() {
@@ -132,22 +138,23 @@ async fn validate(
         Err(why) => return unavailable(&state, &request, started, why),
     };
     let policies = state.store.current();
-    let (decision, request, body) = if body.len() <= LargeReviews::INLINE_BYTES {
+    let (decision, request, body) = if size <= LargeReviews::INLINE_BYTES {
         let decision = admission::evaluate(&policies, &state.settings, &request, labels.as_deref());
         let json = decision.review_json(&request.uid);
         (decision, request, json)
     } else {
-        let kib = state.large_reviews.cost(body.len());
+        let kib = state.large_reviews.cost(size);
         let budget = state.large_reviews.permits.clone();
         let Ok(Ok(permit)) = tokio::time::timeout(body_timeout, budget.acquire_many_owned(kib)).await else {
             let why = "podguard is evaluating as many large requests as its memory budget allows".to_owned();
             return unavailable(&state, &request, started, why);
         };
-        drop(body);
         let shared = state.clone();
         let evaluated = tokio::task::spawn_blocking(move || {
             let decision = admission::evaluate(&policies, &shared.settings, &request, labels.as_deref());
             let json = decision.review_json(&request.uid);
+            // Before the permit goes, so that the next large review starts from a small heap.
+            crate::memory::release();
             drop(permit);
             (decision, request, json)
         })
@@ -288,7 +295,10 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
 fn violated(decision: &Decision) -> String {
     let mut seen: Vec<(&str, &str, Mode)> = Vec::new();
     let mut out = String::new();
-    let kept = decision.violations.iter().map(|v| (&*v.policy, &*v.rule, v.mode));
+    let kept = decision
+        .violations
+        .iter()
+        .flat_map(|v| std::iter::once(&v.policy).chain(&v.also).map(move |p| (&**p, &*v.rule, v.mode)));
     let counted = decision.omitted.iter().map(|o| (&*o.policy, &*o.rule, o.mode));
     for key in kept.chain(counted) {
         if seen.contains(&key) {

@@ -1,22 +1,12 @@
 //! `podguard check`, `podguard policies` through the real binary on fixture files.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::support::{podguard, stderr, stdout};
 
 fn fixture(path: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path).display().to_string()
-}
-
-fn podguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_podguard")).args(args).output().expect("run podguard")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod chart;
 mod check;
+mod ci;
 mod policy_safety;
 mod support;
 mod webhook;

@@ -278,3 +278,18 @@ pub fn serve_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) 
         .unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// Runs the podguard binary with `args` and waits for it.
+pub fn podguard(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_podguard")).args(args).output().expect("run podguard")
+}
+
+/// What a run wrote on stdout.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What a run wrote on stderr.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

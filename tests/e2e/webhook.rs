@@ -302,10 +302,13 @@ async fn eight_reviews_of_7000_containers_at_once_get_small_answers_and_healthz_
     // one answer delayed by them says nothing of podguard.
     assert!(median < Duration::from_millis(50), "/healthz took {median:?} (median) while the reviews ran");
     // Before the bounded answers and the budget of large reviews, eight of these took the server
-    // past 240 MiB. The aim is 64 MiB; decoding one such pod into k8s-openapi types still takes
-    // about 40 MiB (this debug build starts at about 32 MiB), so this guards the present level,
-    // not the aim.
-    assert!(peak < 160 * 1024, "peak RSS {peak} KiB");
+    // past 240 MiB. Decoding one such pod into k8s-openapi types takes about 40 MiB; the large
+    // reviews are decided one at a time, their bodies are dropped once read, and the memory each
+    // one freed goes back to the system before the next starts. The release build's figure, 59
+    // MiB from 13.5 MiB idle, is in BENCHMARKS.md; this debug build starts at about 33 MiB and
+    // grows by about 49 MiB (it grew by 81 before the memory was handed back).
+    let growth = peak.saturating_sub(before);
+    assert!(growth < 52 * 1024, "RSS grew by {growth} KiB (peak {peak} KiB)");
 }
 
 #[tokio::test]

@@ -1,0 +1,167 @@
+//! `--format sarif`: SARIF 2.1.0, the format code-scanning services read (GitHub code scanning
+//! annotates the offending line of a pull request with it).
+//!
+//! One SARIF rule per policy rule of the set (so that an alert closes when its finding is
+//! fixed), with the check's summary and the policy's description as help and the compliance
+//! controls as tags; one result per violation, located at the line of the offending field. The
+//! level follows the violation's effective mode: enforce is `error`, warn `warning`, audit
+//! `note`. Built as `serde_json` values: the output is small beside the work of deciding.
+
+use serde_json::{Value, json};
+
+use super::Report;
+use crate::policy::{Mode, PolicySet, Severity};
+
+/// The `$schema` SARIF consumers expect.
+pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// The report as a SARIF 2.1.0 log, pretty-printed with a trailing newline.
+pub fn render(report: &Report, set: &PolicySet) -> String {
+    let mut rule_ids: Vec<String> = Vec::new();
+    let mut rules: Vec<Value> = Vec::new();
+    for p in set.policies() {
+        for (i, rule) in p.rules.iter().enumerate() {
+            let id = format!("{}/{}", p.name, rule.name);
+            let source = p.source.spec.rules.get(i);
+            let what = source
+                .and_then(|r| r.check.as_deref())
+                .and_then(crate::checks::lookup)
+                .map(|d| d.summary.to_owned())
+                .or_else(|| source.and_then(|r| r.message.clone()))
+                .unwrap_or_else(|| format!("rule {} of policy {}", rule.name, p.name));
+            let description = p.source.spec.description.trim();
+            let controls: Vec<String> =
+                p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect();
+            let mut help = format!("{what}.");
+            if !description.is_empty() {
+                help.push_str(&format!(" Policy {}: {description}", p.name));
+            }
+            if !controls.is_empty() {
+                help.push_str(&format!(" Controls: {}.", controls.join(", ")));
+            }
+            let mut tags = vec!["security".to_owned(), "kubernetes".to_owned()];
+            tags.extend(controls);
+            rules.push(json!({
+                "id": id,
+                "name": id,
+                "shortDescription": {"text": what},
+                "fullDescription": {"text": help},
+                "help": {"text": help},
+                "defaultConfiguration": {"level": level(p.mode.unwrap_or(Mode::Enforce))},
+                "properties": {
+                    "tags": tags,
+                    "precision": "very-high",
+                    "problem.severity": problem_severity(p.severity),
+                    "security-severity": security_severity(p.severity),
+                },
+            }));
+            rule_ids.push(id);
+        }
+    }
+    let mut results = Vec::new();
+    for r in &report.results {
+        for f in &r.violations {
+            let v = &f.violation;
+            let id = format!("{}/{}", v.policy, v.rule);
+            let mut message = v.line();
+            if !r.name.is_empty() {
+                message = format!("{} {}: {message}", r.kind, r.name);
+            }
+            let mut result = json!({
+                "ruleId": id,
+                "level": level(v.mode),
+                "message": {"text": message},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri(&r.file)},
+                        "region": {"startLine": f.line.max(1)},
+                    },
+                    "logicalLocations": [{
+                        "fullyQualifiedName": format!("{}/{}/{}:{}", r.kind, r.namespace, r.name, v.path),
+                        "kind": "object",
+                    }],
+                }],
+                "properties": {"mode": v.mode.as_str(), "path": v.path.as_str()},
+            });
+            if let Some(index) = rule_ids.iter().position(|r| *r == id) {
+                result["ruleIndex"] = json!(index);
+            }
+            results.push(result);
+        }
+    }
+    let log = json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "podguard",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    });
+    let mut s = serde_json::to_string_pretty(&log).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn level(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Enforce => "error",
+        Mode::Warn => "warning",
+        Mode::Audit => "note",
+    }
+}
+
+fn problem_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low => "recommendation",
+    }
+}
+
+/// GitHub's scale: critical above 9, high 7 to 8.9, medium 4 to 6.9, low below 4.
+fn security_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "9.5",
+        Severity::High => "8.0",
+        Severity::Medium => "5.5",
+        Severity::Low => "3.0",
+    }
+}
+
+/// A file as given on the command line as a URI reference: relative paths stay relative (code
+/// scanning resolves them against the repository), absolute ones become `file://` URIs, and
+/// bytes outside the unreserved set and `/` are percent-encoded.
+fn uri(file: &str) -> String {
+    let (prefix, path) = match file.strip_prefix('/') {
+        Some(_) => ("file://", file),
+        None => ("", file.strip_prefix("./").unwrap_or(file)),
+    };
+    let mut out = String::with_capacity(prefix.len() + path.len());
+    out.push_str(prefix);
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_become_uri_references() {
+        assert_eq!(uri("./deploy/app.yaml"), "deploy/app.yaml");
+        assert_eq!(uri("/abs/my app.yaml"), "file:///abs/my%20app.yaml");
+        assert_eq!(uri("-"), "-");
+        assert_eq!(uri("é.yaml"), "%C3%A9.yaml");
+    }
+}
