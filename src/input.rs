@@ -274,6 +274,10 @@ const NOT_SERVED: &[(&str, &str, &str, &str)] = &[
     ("batch/v1beta1", "CronJob", "batch/v1", "1.25"),
 ];
 
+/// Largest object accepted, as JSON: the API server's limit on a request body. A manifest that
+/// YAML aliases blow up past it could never be applied, and is not evaluated either.
+pub const MAX_OBJECT_BYTES: usize = 3 << 20;
+
 /// Deepest nesting of list kinds inside list kinds followed (kubectl flattens them too).
 const MAX_LIST_NESTING: usize = 8;
 
@@ -369,6 +373,16 @@ fn add_object(
     let namespace = get("namespace").or_else(|| options.namespace.clone()).unwrap_or_default();
     let name = get("name").or_else(|| get("generateName"));
     let object = match serde_json::to_string(&v).ok().and_then(|t| RawValue::from_string(t).ok()) {
+        Some(o) if o.get().len() > MAX_OBJECT_BYTES => {
+            let reason = format!(
+                "{kind} {}: {} bytes as JSON, more than the {} MiB the API server accepts in a request",
+                name.as_deref().unwrap_or_default(),
+                o.get().len(),
+                MAX_OBJECT_BYTES >> 20
+            );
+            inputs.errors.push(err(&place.file, Some(place.document), Some(place.line), reason));
+            return;
+        }
         Some(o) => o,
         None => {
             let reason = "cannot re-encode document as JSON".to_owned();
@@ -520,6 +534,22 @@ mod tests {
         let ns: Vec<_> =
             read_one(text, true).documents.iter().map(|d| d.request.namespace.clone().unwrap()).collect();
         assert_eq!(ns, ["", "prod"]);
+    }
+
+    #[test]
+    fn an_object_that_aliases_blow_up_past_what_the_api_server_accepts_is_an_error() {
+        let big = "x".repeat(60_000);
+        let refs = vec!["*c"; 60].join(", ");
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: big}}\nc: &c {{name: c, image: \"{big}\"}}\nspec:\n  containers: [{refs}]\n"
+        );
+        let inputs = read_one(&text, true);
+        assert!(inputs.documents.is_empty());
+        assert!(
+            inputs.errors[0].reason.contains("more than the 3 MiB the API server accepts"),
+            "{:?}",
+            inputs.errors
+        );
     }
 
     #[test]
