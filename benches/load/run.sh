@@ -106,13 +106,6 @@ for set in library empty; do IDLE[$set]=$(mem "${PID[$set]}"); done
 all_ok=true
 for round in $(seq "$ROUNDS"); do
   for review in compliant violating; do
-    # The floor's latency at the same rate, right before podguard's: the p99 target is a ratio
-    # to it, paired round by round.
-    oha_json floor "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
-    oha_json floor "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-floor-$review-$round.json"
-    read -r _ _ floor_p99 ok < <(summarize "$work/rate-floor-$review-$round.json")
-    echo "$floor_p99" >> "$work/rate-p99-floor-$review"
-    [ "$ok" = true ] || all_ok=false
     for set in library empty; do
       oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
       # CPU time per request of the server (user, system) and of oha, around the maximum
@@ -124,14 +117,25 @@ for round in $(seq "$ROUNDS"); do
       n=$(jq '[.statusCodeDistribution[]] | add' "$work/max-$set-$review-$round.json")
       awk -v n="$n" -v t="$TICK_US" -v u="$((u1 - u0))" -v s="$((s1 - s0))" -v ou="$ou" -v os="$os" \
         'BEGIN { printf "%.1f %.1f %.1f\n", u * t / n, s * t / n, (ou + os) * 1e6 / n }' >> "$work/cpu-$set-$review"
+      read -r rps p50 p99 ok < <(summarize "$work/max-$set-$review-$round.json")
+      echo "$rps" >> "$work/max-rps-$set-$review"
+      [ "$ok" = true ] || all_ok=false
+    done
+    # The latency runs come after all the maximum-throughput ones, each after the same 1 s
+    # warm-up, with a pause before them: a maximum run leaves podguard's log writer a backlog
+    # of decision lines to write, which would otherwise land in the next latency run. The order
+    # of the three alternates round by round, so that no server is always measured first.
+    sleep 2
+    order="floor library empty"
+    [ $((round % 2)) -eq 0 ] && order="empty library floor"
+    for set in $order; do
+      oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
+      sleep 0.5
       oha_json "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.json"
-      for f in max rate; do
-        read -r rps p50 p99 ok < <(summarize "$work/$f-$set-$review-$round.json")
-        echo "$rps" >> "$work/$f-rps-$set-$review"
-        echo "$p50" >> "$work/$f-p50-$set-$review"
-        echo "$p99" >> "$work/$f-p99-$set-$review"
-        [ "$ok" = true ] || all_ok=false
-      done
+      read -r rps p50 p99 ok < <(summarize "$work/rate-$set-$review-$round.json")
+      echo "$p50" >> "$work/rate-p50-$set-$review"
+      echo "$p99" >> "$work/rate-p99-$set-$review"
+      [ "$ok" = true ] || all_ok=false
     done
     lib_p99=$(jq '.latencyPercentiles.p99' "$work/rate-library-$review-$round.json")
     fl_p99=$(jq '.latencyPercentiles.p99' "$work/rate-floor-$review-$round.json")

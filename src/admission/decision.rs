@@ -501,38 +501,41 @@ pub fn evaluate(
     let merge = policies.shares_rule_names();
     policies.evaluate_each(&ctx, &subject, |mut v| {
         v.mode = v.mode.min(ns_mode);
-        if !merge {
-            let _ = keep_or_count(v, &mut violations, &mut omitted, &mut kept, settings.keep_only_shown);
-            return;
-        }
-        let key = SameFindings::key(&v);
-        if let Some(i) = same.kept(key, &violations, &v) {
-            let before = violations[i].mode;
-            violations[i].absorb(v);
-            let after = violations[i].mode;
-            kept[before as usize] -= 1;
-            kept[after as usize] += 1;
-            return;
-        }
-        // Only-counted findings are known by a hash that includes the message.
-        let whole =
-            (!same.omitted.is_empty() || settings.keep_only_shown).then(|| SameFindings::whole_key(&v));
-        if let Some(whole) = whole
-            && let Some(&o) = same.omitted.get(&whole)
-        {
-            // The same finding as one only counted: counted once, at the stronger mode.
-            if v.mode > omitted[o].mode {
-                omitted[o].count -= 1;
-                let at = count_omitted(&mut omitted, v);
-                same.omitted.insert(whole, at);
+        let fits = !settings.keep_only_shown || kept[v.mode as usize] < MAX_SHOWN;
+        if merge {
+            if let Some(i) = same.kept(&violations, &v) {
+                let before = violations[i].mode;
+                violations[i].absorb(v);
+                let after = violations[i].mode;
+                kept[before as usize] -= 1;
+                kept[after as usize] += 1;
+                return;
             }
-            return;
-        }
-        match keep_or_count(v, &mut violations, &mut omitted, &mut kept, settings.keep_only_shown) {
-            Ok(at) => same.add_kept(key, at),
-            Err(at) => {
-                same.omitted.insert(whole.unwrap_or_default(), at);
+            // Only-counted findings are known by a hash that includes the message; nearly every
+            // review has none, and pays nothing for them.
+            if !fits || !same.omitted.is_empty() {
+                let whole = SameFindings::whole_key(&v);
+                if let Some(&o) = same.omitted.get(&whole) {
+                    // The same finding as one only counted: counted once, at the stronger mode.
+                    if v.mode > omitted[o].mode {
+                        omitted[o].count -= 1;
+                        let at = count_omitted(&mut omitted, v);
+                        same.omitted.insert(whole, at);
+                    }
+                    return;
+                }
+                if !fits {
+                    let at = count_omitted(&mut omitted, v);
+                    same.omitted.insert(whole, at);
+                    return;
+                }
             }
+        }
+        if fits {
+            kept[v.mode as usize] += 1;
+            violations.push(v);
+        } else {
+            count_omitted(&mut omitted, v);
         }
     });
     omitted.retain(|o| o.count > 0);
@@ -558,24 +561,6 @@ pub fn evaluate(
     }
 }
 
-/// Keeps `v` when its mode has room left (or everything is kept): `Ok(index in kept)`; else
-/// counts it: `Err(index of its count)`.
-fn keep_or_count(
-    v: Violation,
-    violations: &mut Vec<Violation>,
-    omitted: &mut Vec<Omitted>,
-    kept: &mut [usize; 3],
-    keep_only_shown: bool,
-) -> Result<usize, usize> {
-    let slot = &mut kept[v.mode as usize];
-    if !keep_only_shown || *slot < MAX_SHOWN {
-        *slot += 1;
-        violations.push(v);
-        return Ok(violations.len() - 1);
-    }
-    Err(count_omitted(omitted, v))
-}
-
 /// Counts `v` among the violations found but not kept; returns the index of its count.
 fn count_omitted(omitted: &mut Vec<Omitted>, v: Violation) -> usize {
     match omitted.iter().position(|o| o.policy == v.policy && o.rule == v.rule && o.mode == v.mode) {
@@ -591,18 +576,23 @@ fn count_omitted(omitted: &mut Vec<Omitted>, v: Violation) -> usize {
 }
 
 /// Finds the [same finding](Violation::same_finding) as a new violation among those already
-/// found, through a hash: a pod of thousands of containers has tens
-/// of thousands of violations, so no scan of all of them per violation. Kept violations are
-/// compared whole; for those only counted, the 64-bit hash alone stands for the finding (what
-/// keeping only the shown ones saves is holding them).
+/// found. A review has a few dozen at most, compared one by one; past [`SameFindings::LINEAR`]
+/// kept ones (a pod of thousands of containers has tens of thousands) they are found through a
+/// hash of rule and field, built then. Violations only counted are known by a 64-bit hash of
+/// rule, field and message alone: what keeping only the shown ones saves is holding them.
 #[derive(Default)]
 struct SameFindings {
-    kept: std::collections::HashMap<u64, Vec<usize>>,
+    /// Hash of rule and field -> indexes of kept violations, for those indexed so far.
+    index: std::collections::HashMap<u64, Vec<usize>>,
+    indexed: usize,
     /// Hash of an only-counted finding -> the index of its count in the omitted list.
     omitted: std::collections::HashMap<u64, usize>,
 }
 
 impl SameFindings {
+    /// Kept violations compared one by one up to this many.
+    const LINEAR: usize = 64;
+
     /// Rule and field: candidates, compared whole.
     fn key(v: &Violation) -> u64 {
         use std::hash::{Hash, Hasher};
@@ -622,12 +612,15 @@ impl SameFindings {
         h.finish()
     }
 
-    fn kept(&self, key: u64, kept: &[Violation], v: &Violation) -> Option<usize> {
-        self.kept.get(&key)?.iter().copied().find(|&i| kept[i].same_finding(v))
-    }
-
-    fn add_kept(&mut self, key: u64, at: usize) {
-        self.kept.entry(key).or_default().push(at);
+    fn kept(&mut self, kept: &[Violation], v: &Violation) -> Option<usize> {
+        if kept.len() <= Self::LINEAR {
+            return kept.iter().position(|k| k.same_finding(v));
+        }
+        while let Some(k) = kept.get(self.indexed) {
+            self.index.entry(Self::key(k)).or_default().push(self.indexed);
+            self.indexed += 1;
+        }
+        self.index.get(&Self::key(v))?.iter().copied().find(|&i| kept[i].same_finding(v))
     }
 }
 
@@ -694,6 +687,20 @@ mod tests {
         }
         assert!(d.violations.iter().all(|v| v.mode == mode));
         assert_eq!(d.allowed, mode != Mode::Enforce);
+    }
+
+    #[test]
+    fn many_findings_of_two_policies_merge_through_the_index_and_answer_alike_kept_or_counted() {
+        let s = set(vec![privileged_policy("w", Some(Mode::Warn)), privileged_policy("e", None)]);
+        let req = request("", "Pod", Operation::Create, pod(&[true; 300]));
+        let all = evaluate(&s, &Settings::default(), &req, None);
+        assert_eq!(all.violations.len(), 300);
+        assert!(
+            all.violations.iter().all(|v| v.mode == Mode::Enforce && *v.policy == *"e" && v.also.len() == 1)
+        );
+        let lean = evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None);
+        assert_eq!(lean.found(), 300);
+        assert_eq!(lean.review_json("u"), all.review_json("u"));
     }
 
     #[test]

@@ -312,16 +312,19 @@ async fn eight_reviews_of_7000_containers_at_once_get_small_answers_and_healthz_
 }
 
 #[tokio::test]
-async fn idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_are_closed() {
-    let w = Launch::new().args(&["--max-connections=50", "--idle-timeout=1s", "--client-timeout=5s"]).start();
-    // 300 connections that never shake hands and 100 that shook hands and stay silent: eight
-    // times the cap.
+async fn two_thousand_idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_are_closed() {
+    // This process holds the client side of every connection.
+    rlimit::increase_nofile_limit(8192).unwrap();
+    // The default cap (1,000 connections), and timeouts short enough for a test.
+    let w = Launch::new().args(&["--idle-timeout=2s", "--client-timeout=20s"]).start();
+    // 1,500 connections that never shake hands, then 500 that shook hands and stay silent: twice
+    // the cap.
     let mut silent = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..1_500 {
         silent.push(tokio::net::TcpStream::connect(w.addr()).await.unwrap());
     }
     let mut idle = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..500 {
         idle.push(connect(&w).await);
     }
     // A new client (new connection, new handshake) is still answered at once: the longest-idle
@@ -337,9 +340,9 @@ async fn idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_ar
     }
     assert!(best < Duration::from_millis(100), "answered in {best:?} at best");
     // The cap holds: the oldest half-open connections were closed to make room, well before
-    // their 5 s handshake timeout.
+    // their 20 s handshake timeout.
     let mut closed = 0;
-    for tcp in silent.iter_mut().take(250) {
+    for tcp in silent.iter_mut().take(1_000) {
         let mut one = [0u8; 1];
         if matches!(
             tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut one)).await,
@@ -348,13 +351,62 @@ async fn idle_and_half_open_connections_never_lock_out_a_client_and_idle_ones_ar
             closed += 1;
         }
     }
-    assert_eq!(closed, 250, "only {closed} of the 250 oldest half-open connections were closed");
-    // A connection that has been idle past the timeout is closed by the server.
+    assert_eq!(closed, 1_000, "only {closed} of the 1,000 oldest half-open connections were closed");
+    // A connection idle past the timeout is closed by the server, and not before.
     let mut last = connect(&w).await;
     let mut buf = [0u8; 16];
+    let early = tokio::time::timeout(Duration::from_millis(1_000), last.read(&mut buf)).await;
+    assert!(early.is_err(), "closed before the idle timeout: {early:?}");
     let read = tokio::time::timeout(Duration::from_secs(5), last.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection still open after 5 s: {read:?}");
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection still open after 6 s: {read:?}");
     drop((silent, idle));
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_gets_a_goaway_after_the_idle_timeout_and_is_dropped_if_it_stays() {
+    let w = Launch::new().args(&["--idle-timeout=2s", "--client-timeout=1s"]).start();
+    let mut h2 = connect_alpn(&w, &[b"h2"]).await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The client preface and an empty SETTINGS frame: a live HTTP/2 connection with no stream,
+    // from a client that then answers nothing (not even the server's PING).
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut goaway_at = None;
+    let closed_at = loop {
+        match tokio::time::timeout(Duration::from_secs(10), h2.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break started.elapsed(),
+            Ok(Ok(n)) => {
+                received.extend_from_slice(&buf[..n]);
+                if goaway_at.is_none() && frame_types(&received).contains(&0x7) {
+                    goaway_at = Some(started.elapsed());
+                }
+            }
+            Err(_) => panic!("an idle HTTP/2 connection still open after 10 s"),
+        }
+    };
+    let goaway_at = goaway_at
+        .unwrap_or_else(|| panic!("no GOAWAY before the close: frames {:?}", frame_types(&received)));
+    // Idle timeout (2 s), checked every half second; then the client timeout (1 s).
+    assert!(goaway_at >= Duration::from_millis(1_900), "GOAWAY after {goaway_at:?}, before the idle timeout");
+    assert!(goaway_at < Duration::from_secs(4), "GOAWAY after {goaway_at:?}");
+    assert!(
+        closed_at < goaway_at + Duration::from_secs(3),
+        "closed {closed_at:?} after the start, GOAWAY at {goaway_at:?}"
+    );
+}
+
+/// The types of the HTTP/2 frames in `bytes` (whole frames from the start of the stream).
+fn frame_types(bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + 9) {
+        let len = (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
+        types.push(header[3]);
+        at += 9 + len;
+    }
+    types
 }
 
 #[tokio::test]
@@ -579,6 +631,11 @@ async fn replaced_certificate_files_are_served_without_restart() {
 
 /// A raw TLS connection, to hold a request half-sent.
 async fn connect(w: &Webhook) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    connect_alpn(w, &[]).await
+}
+
+/// A TLS connection offering the given ALPN protocols.
+async fn connect_alpn(w: &Webhook, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(w.cas[0].as_bytes()).unwrap()).unwrap();
@@ -588,6 +645,8 @@ async fn connect(w: &Webhook) -> tokio_rustls::client::TlsStream<tokio::net::Tcp
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(w.addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
