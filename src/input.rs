@@ -54,6 +54,8 @@ pub struct Document {
     pub request: AdmissionRequest,
     /// What the reader noticed on the way (an apiVersion no longer served).
     pub notes: Vec<String>,
+    /// Its apiVersion is no longer served: the API server would refuse it before admission.
+    pub not_served: bool,
 }
 
 impl Document {
@@ -320,14 +322,25 @@ fn add_object(
     if kind == "AdmissionReview" && api_version.starts_with("admission.k8s.io/") {
         let bytes = serde_json::to_vec(&v).unwrap_or_default();
         match review::parse(&bytes) {
-            Ok(request) => inputs.documents.push(Document { place, lines, request, notes: Vec::new() }),
+            Ok(request) => inputs.documents.push(Document {
+                place,
+                lines,
+                request,
+                notes: Vec::new(),
+                not_served: false,
+            }),
             Err(e) => {
                 inputs.errors.push(err(&place.file, Some(place.document), Some(place.line), e.to_string()))
             }
         }
         return;
     }
-    if kind.ends_with("List") && nesting < MAX_LIST_NESTING {
+    if kind.ends_with("List") && nesting >= MAX_LIST_NESTING {
+        let reason = format!("lists nested more than {MAX_LIST_NESTING} deep; not read");
+        inputs.errors.push(err(&place.file, Some(place.document), Some(place.line), reason));
+        return;
+    }
+    if kind.ends_with("List") {
         let items = match v.get_mut("items").map(Value::take) {
             Some(Value::Array(items)) => items,
             Some(Value::Null) | None => Vec::new(),
@@ -355,6 +368,7 @@ fn add_object(
         return;
     }
     let mut notes = Vec::new();
+    let mut not_served = false;
     let (mut group, version) = match api_version.rsplit_once('/') {
         Some((g, ver)) => (g.to_owned(), ver.to_owned()),
         None => (group_of_api_version(&api_version).to_owned(), api_version.clone()),
@@ -362,15 +376,20 @@ fn add_object(
     if let Some((_, _, now, since)) = NOT_SERVED.iter().find(|(av, k, ..)| *av == api_version && *k == kind) {
         notes.push(format!(
             "{api_version} {kind} is no longer served (since Kubernetes {since}): the API server \
-             refuses it before admission; evaluated as {now}, the apiVersion to use"
+             refuses it before admission; use {now} (the findings are those of the object as {now})"
         ));
+        not_served = true;
         group = group_of_api_version(now).to_owned();
         // The typed decoding checks apiVersion: the object is read as the version that replaced it.
         v["apiVersion"] = Value::String((*now).to_owned());
     }
     let meta = v.get("metadata");
     let get = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).map(str::to_owned);
-    let namespace = get("namespace").or_else(|| options.namespace.clone()).unwrap_or_default();
+    // An empty `metadata.namespace` names none, as for kubectl.
+    let namespace = get("namespace")
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| options.namespace.clone())
+        .unwrap_or_default();
     let name = get("name").or_else(|| get("generateName"));
     let object = match serde_json::to_string(&v).ok().and_then(|t| RawValue::from_string(t).ok()) {
         Some(o) if o.get().len() > MAX_OBJECT_BYTES => {
@@ -403,7 +422,7 @@ fn add_object(
         old_object: None,
         dry_run: Some(true),
     };
-    inputs.documents.push(Document { place, lines, request, notes });
+    inputs.documents.push(Document { place, lines, request, notes, not_served });
 }
 
 /// The segments of a violation's field path: `spec.containers[0].securityContext` or
@@ -521,6 +540,7 @@ mod tests {
         let d = &inputs.documents[0];
         assert_eq!(d.request.kind.group, "apps");
         assert!(d.notes[0].contains("no longer served (since Kubernetes 1.16)"), "{:?}", d.notes);
+        assert!(d.not_served);
     }
 
     #[test]
@@ -534,6 +554,11 @@ mod tests {
         let ns: Vec<_> =
             read_one(text, true).documents.iter().map(|d| d.request.namespace.clone().unwrap()).collect();
         assert_eq!(ns, ["", "prod"]);
+        // An empty metadata.namespace names none.
+        let mut inputs = Inputs::default();
+        let empty = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: ''}\n";
+        read_text("f.yaml", empty, false, true, &options, &mut inputs);
+        assert_eq!(inputs.documents[0].request.namespace.as_deref(), Some("team"));
     }
 
     #[test]

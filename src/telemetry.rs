@@ -80,6 +80,8 @@ struct Shared {
 struct State {
     buffer: Vec<u8>,
     stopping: bool,
+    /// The writer thread has written its last batch.
+    finished: bool,
 }
 
 /// The `MakeWriter` of the subscriber: each event's line is formatted on the logging thread and
@@ -94,7 +96,13 @@ impl Lines {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("podguard-log".into())
-            .spawn(move || write_batches(&thread_shared, out))
+            .spawn(move || {
+                write_batches(&thread_shared, out);
+                if let Ok(mut state) = thread_shared.state.lock() {
+                    state.finished = true;
+                }
+                thread_shared.wake.notify_all();
+            })
             .ok();
         (Self(shared.clone(), limit), Flusher { shared, thread })
     }
@@ -165,7 +173,7 @@ impl Drop for Line<'_> {
         let before = state.buffer.len();
         state.buffer.extend_from_slice(&self.text);
         if before < FLUSH_BYTES && state.buffer.len() >= FLUSH_BYTES {
-            shared.wake.notify_one();
+            shared.wake.notify_all();
         }
     }
 }
@@ -185,15 +193,20 @@ pub struct Flusher {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How long stopping waits for the last lines to be written: a stalled output (a full pipe no
+/// one reads) must not keep the process from exiting.
+pub const FLUSH_ON_STOP: Duration = Duration::from_secs(1);
+
 impl Drop for Flusher {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.shared.state.lock() {
-            state.stopping = true;
+        let Ok(mut state) = self.shared.state.lock() else { return };
+        state.stopping = true;
+        self.shared.wake.notify_all();
+        if self.thread.take().is_none() {
+            return;
         }
-        self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        // The thread is left behind if it does not finish in time (it is blocked writing).
+        let _ = self.shared.wake.wait_timeout_while(state, FLUSH_ON_STOP, |s| !s.finished);
     }
 }
 
@@ -374,10 +387,13 @@ mod tests {
             }
         });
         assert!(counter.dropped() >= 800, "{} dropped", counter.dropped());
+        // Stopping does not wait for the stalled output past its limit.
+        let started = std::time::Instant::now();
+        drop(flusher);
+        assert!(started.elapsed() < FLUSH_ON_STOP + Duration::from_secs(1), "{:?}", started.elapsed());
         let (open, released) = &*gate;
         *open.lock().unwrap() = true;
         released.notify_all();
-        drop(flusher);
     }
 
     #[test]

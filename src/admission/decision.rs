@@ -158,8 +158,10 @@ impl Decision {
     /// only counted).
     fn shown(&self, mode: Mode) -> (impl Iterator<Item = &Violation>, usize) {
         let counted: usize = self.omitted.iter().filter(|o| o.mode == mode).map(|o| o.count).sum();
-        let all = self.with_mode(mode).count() + counted;
-        (self.with_mode(mode).take(MAX_SHOWN), all.saturating_sub(MAX_SHOWN))
+        // Merges can leave fewer than MAX_SHOWN kept while others are counted: every counted
+        // one is "more", and so is every kept one past the first MAX_SHOWN.
+        let more = counted + self.with_mode(mode).count().saturating_sub(MAX_SHOWN);
+        (self.with_mode(mode).take(MAX_SHOWN), more)
     }
 
     /// Every violation found, kept or only counted.
@@ -516,11 +518,21 @@ pub fn evaluate(
             if !fits || !same.omitted.is_empty() {
                 let whole = SameFindings::whole_key(&v);
                 if let Some(&o) = same.omitted.get(&whole) {
-                    // The same finding as one only counted: counted once, at the stronger mode.
+                    // The same finding as one only counted: counted once, at the stronger mode;
+                    // kept and shown when that mode still has room.
                     if v.mode > omitted[o].mode {
                         omitted[o].count -= 1;
-                        let at = count_omitted(&mut omitted, v);
-                        same.omitted.insert(whole, at);
+                        let weaker = omitted[o].policy.clone();
+                        if fits {
+                            same.omitted.remove(&whole);
+                            let mut v = v;
+                            v.also.push(weaker);
+                            kept[v.mode as usize] += 1;
+                            violations.push(v);
+                        } else {
+                            let at = count_omitted(&mut omitted, v);
+                            same.omitted.insert(whole, at);
+                        }
                     }
                     return;
                 }
@@ -700,6 +712,25 @@ mod tests {
         );
         let lean = evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None);
         assert_eq!(lean.found(), 300);
+        assert_eq!(lean.review_json("u"), all.review_json("u"));
+    }
+
+    #[test]
+    fn a_finding_only_counted_at_warn_and_found_again_at_enforce_is_shown_in_the_refusal() {
+        // `r` (warn) finds 50 things with rule `x` first, so its `privileged` finding is only
+        // counted; `b` (enforce) then finds the same: the refusal must show it.
+        let s = set(vec![
+            privileged_rule("r", Some(Mode::Warn), "x"),
+            privileged_policy("r2", Some(Mode::Warn)),
+            privileged_policy("b", None),
+        ]);
+        let req = request("", "Pod", Operation::Create, pod(&[true; MAX_SHOWN]));
+        let all = evaluate(&s, &Settings::default(), &req, None);
+        let lean = evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None);
+        assert!(!lean.allowed);
+        let message = lean.response("u").status.unwrap().message;
+        assert_eq!(message.lines().count(), MAX_SHOWN, "{message}");
+        assert!(message.lines().all(|l| l.starts_with("[b/privileged, r2/privileged]")), "{message}");
         assert_eq!(lean.review_json("u"), all.review_json("u"));
     }
 

@@ -8,6 +8,6 @@ pub mod exemptions;
 pub mod policies;
 pub mod review;
 
-pub use decision::{Decision, Outcome, Settings, evaluate};
+pub use decision::{Decision, OnError, Outcome, Settings, evaluate};
 pub use exemptions::Exemptions;
 pub use review::{AdmissionRequest, AdmissionResponse, ReviewError};

@@ -91,9 +91,21 @@ pub struct Args {
     /// `runtimeClassName`s no policy applies to (comma list), as the webhook's flag.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub exempt_runtime_classes: Vec<String>,
+    /// Answer for an object that cannot be read as its kind, as the webhook's flag.
+    #[arg(long, value_enum, default_value = "deny")]
+    pub on_error: OnErrorArg,
     /// Manifests: files, folders, or `-` for stdin.
     #[arg(value_name = "PATH", default_value = "-")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `--on-error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnErrorArg {
+    /// Refuse it, naming the field.
+    Deny,
+    /// Admit it with a warning.
+    Allow,
 }
 
 /// Loads the policies of `--policies` (all or nothing), or the built-in library.
@@ -164,7 +176,8 @@ impl Namespaces {
             return None;
         }
         let mut labels = self.0.get(namespace).cloned().unwrap_or_default();
-        labels.entry(NAME_LABEL.to_owned()).or_insert_with(|| namespace.to_owned());
+        // The API server sets it whatever the object says.
+        labels.insert(NAME_LABEL.to_owned(), namespace.to_owned());
         Some(labels)
     }
 }
@@ -172,7 +185,13 @@ impl Namespaces {
 /// Decides one document as the webhook would.
 pub fn decide(set: &PolicySet, settings: &Settings, namespaces: &Namespaces, doc: &Document) -> ObjectResult {
     let labels = doc.request.namespace.as_deref().and_then(|ns| namespaces.labels(ns));
-    ObjectResult::new(doc, admission::evaluate(set, settings, &doc.request, labels.as_ref()))
+    let mut result =
+        ObjectResult::new(doc, admission::evaluate(set, settings, &doc.request, labels.as_ref()));
+    if doc.not_served {
+        // The API server refuses the apiVersion before any webhook sees the object.
+        result.allowed = false;
+    }
+    result
 }
 
 /// The settings of `check`'s flags.
@@ -185,6 +204,10 @@ fn settings(args: &Args) -> Settings {
             namespaces: set(&args.exempt_namespaces),
             usernames: Default::default(),
             runtime_classes: set(&args.exempt_runtime_classes),
+        },
+        on_error: match args.on_error {
+            OnErrorArg::Deny => crate::admission::OnError::Deny,
+            OnErrorArg::Allow => crate::admission::OnError::Allow,
         },
         ..Settings::default()
     }
@@ -298,6 +321,12 @@ mod tests {
         ns.add_objects(&inputs.documents);
         let prod = ns.labels("prod").unwrap();
         assert_eq!((prod["podguard.dev/mode"].as_str(), prod["team"].as_str()), ("audit", "a"));
+        // The name label is the API server's, whatever an object says.
+        let mut inputs = Inputs::default();
+        let lying = "apiVersion: v1\nkind: Namespace\nmetadata: {name: dev, labels: {kubernetes.io/metadata.name: prod}}\n";
+        crate::input::read_text("n.yaml", lying, false, true, &Default::default(), &mut inputs);
+        ns.add_objects(&inputs.documents);
+        assert_eq!(ns.labels("dev").unwrap()[NAME_LABEL], "dev");
         for bad in ["prod", ":a=b", "prod:a", "prod:=b"] {
             assert!(Namespaces::from_flags(&[bad.into()]).is_err(), "{bad}");
         }

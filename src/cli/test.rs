@@ -160,12 +160,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 eprintln!("podguard: test error: {}: {e}", file.display());
                 broken += 1;
+                total += 1;
                 continue;
             }
         };
         if tests.is_empty() && explicit {
             eprintln!("podguard: test error: {}: holds no {KIND} document", file.display());
             broken += 1;
+            total += 1;
         }
         for (line, test) in tests {
             total += 1;
@@ -189,6 +191,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 print!("{}", diff(&outcomes.mismatches));
             }
         }
+    }
+    if total == 0 {
+        // A folder without tests is a wrong path more often than a choice.
+        eprintln!("podguard: test error: no {KIND} document found");
+        return Ok(ExitCode::from(2));
     }
     println!(
         "{total} test{}: {} passed, {failed} failed, {broken} broken",

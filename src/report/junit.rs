@@ -50,7 +50,8 @@ pub fn render(report: &Report, fail_on: Mode) -> String {
             if r.fails(fail_on) {
                 let enforced = r.violations.iter().filter(|v| v.violation.mode == Mode::Enforce).count();
                 let message = if r.allowed {
-                    format!("{} finding(s) at or above {}", r.violations.len(), fail_on.as_str())
+                    let at_or_above = r.violations.iter().filter(|v| v.violation.mode >= fail_on).count();
+                    format!("{at_or_above} finding(s) at or above {}", fail_on.as_str())
                 } else if enforced == 0 {
                     r.reason.clone().unwrap_or_else(|| "refused".to_owned())
                 } else {

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use super::Report;
 use crate::policy::{Mode, PolicySet, Severity};
 
+/// The rule of objects refused without a violation.
+pub const REFUSED: &str = "podguard/refused";
+
 /// The `$schema` SARIF consumers expect.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -58,7 +61,39 @@ pub fn render(report: &Report, set: &PolicySet) -> String {
             rule_ids.push(id);
         }
     }
+    // Objects refused for no violation (unreadable as their kind, an apiVersion no longer
+    // served) fail the run: they get a result too, under a rule of their own.
+    rules.push(json!({
+        "id": REFUSED,
+        "name": REFUSED,
+        "shortDescription": {"text": "the object would be refused without a policy violation"},
+        "fullDescription": {"text": "The object cannot be read as its kind (a field of the wrong type, with --on-error deny), or its apiVersion is no longer served: the cluster refuses it whatever the policies say."},
+        "help": {"text": "Fix what the message names: the field and its expected type, or the apiVersion to use."},
+        "defaultConfiguration": {"level": "error"},
+        "properties": {"tags": ["kubernetes"], "precision": "very-high", "problem.severity": "error"},
+    }));
+    rule_ids.push(REFUSED.to_owned());
     let mut results = Vec::new();
+    for r in report
+        .results
+        .iter()
+        .filter(|r| !r.allowed && !r.violations.iter().any(|f| f.violation.mode == Mode::Enforce))
+    {
+        let mut why: Vec<String> = r.reason.iter().cloned().collect();
+        why.extend(r.notes.iter().cloned());
+        results.push(json!({
+            "ruleId": REFUSED,
+            "ruleIndex": rule_ids.len() - 1,
+            "level": "error",
+            "message": {"text": format!("{} {}: refused: {}", r.kind, r.name, why.join("; "))},
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": {"uri": uri(&r.file)},
+                    "region": {"startLine": r.line.max(1)},
+                },
+            }],
+        }));
+    }
     for r in &report.results {
         for f in &r.violations {
             let v = &f.violation;

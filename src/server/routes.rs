@@ -70,10 +70,9 @@ async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes,
     use http_body_util::BodyExt as _;
     let read = async {
         let mut body = body;
-        // Sized from the length the client announced (within the limit): growing by doubling
-        // would hold up to twice a large body while it arrives.
-        let announced = axum::body::HttpBody::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok());
-        let mut buf = bytes::BytesMut::with_capacity(announced.filter(|&n| n <= limit).unwrap_or(0));
+        // Grown as bytes arrive, not sized from the announced length: a client announcing 3 MiB
+        // and sending a byte a second must not make podguard reserve 3 MiB.
+        let mut buf = bytes::BytesMut::new();
         let mut seen = 0usize;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { return Err(BodyError::Broken) };

@@ -355,3 +355,41 @@ fn podguard_test_reports_unknown_policies_and_objects_as_broken() {
     assert!(text.contains("no policy \"pci-pined\""), "{text}");
     assert!(text.contains("Pod/nowhere/p pci-pinned/digest: no such object"), "{text}");
 }
+
+#[test]
+fn an_api_version_no_longer_served_is_refused_as_the_api_server_refuses_it() {
+    let o = podguard(&["check", "--format", "json", &fixture("legacy-cronjob.yaml")]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
+    let r = &json(&o)["results"][0];
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("batch/v1beta1 CronJob is no longer served (since Kubernetes 1.25)")
+    );
+    // In SARIF it has a result of its own, on the object's line.
+    let o = podguard(&["check", "--format", "sarif", &fixture("legacy-cronjob.yaml")]);
+    let log = json(&o);
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let refused =
+        results.iter().find(|r| r["ruleId"] == "podguard/refused").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(refused["locations"][0]["physicalLocation"]["region"]["startLine"], 3);
+    assert!(refused["message"]["text"].as_str().unwrap().contains("no longer served"), "{refused}");
+}
+
+#[test]
+fn on_error_decides_unreadable_objects_as_the_webhook_flag_does() {
+    let denied = podguard(&["check", &fixture("unreadable.yaml")]);
+    assert_eq!(denied.status.code(), Some(1), "{}", out(&denied));
+    assert!(out(&denied).contains("spec.containers[0].securityContext.runAsUser"), "{}", out(&denied));
+    let allowed = podguard(&["check", "--on-error", "allow", &fixture("unreadable.yaml")]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", out(&allowed));
+}
+
+#[test]
+fn podguard_test_on_a_folder_without_tests_is_an_error() {
+    let o = podguard(&["test", &fixture("folder")]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("no PolicyTest document found"), "{}", err(&o));
+}
