@@ -70,9 +70,12 @@ async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes,
     use http_body_util::BodyExt as _;
     let read = async {
         let mut body = body;
-        // Grown as bytes arrive, not sized from the announced length: a client announcing 3 MiB
-        // and sending a byte a second must not make podguard reserve 3 MiB.
-        let mut buf = bytes::BytesMut::new();
+        // Sized from the length the client announced (within the limit): grown by doubling,
+        // a large body would be held in a buffer of up to twice its size, and its copies
+        // along the way. The reservation is no more than a client can make podguard hold by
+        // sending that many bytes: every open connection may hold one body of up to the limit.
+        let announced = axum::body::HttpBody::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok());
+        let mut buf = bytes::BytesMut::with_capacity(announced.filter(|&n| n <= limit).unwrap_or(0));
         let mut seen = 0usize;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { return Err(BodyError::Broken) };
