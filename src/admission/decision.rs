@@ -504,7 +504,8 @@ pub fn evaluate(
     policies.evaluate_each(&ctx, &subject, |mut v| {
         v.mode = v.mode.min(ns_mode);
         let fits = !settings.keep_only_shown || kept[v.mode as usize] < MAX_SHOWN;
-        if merge {
+        // Only a rule whose name another policy uses can find what another policy found.
+        if merge && policies.is_shared_rule_name(&v.rule) {
             if let Some(i) = same.kept(&violations, &v) {
                 let before = violations[i].mode;
                 violations[i].absorb(v);

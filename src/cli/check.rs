@@ -252,7 +252,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }))
 }
 
-/// Decides every document and writes the report in the chosen format; text and JSON are
+/// Decides every document and writes the report in the chosen format; text, JSON and SARIF are
 /// written object by object. Returns whether any object fails the run.
 fn write_report(
     args: &Args,
@@ -287,12 +287,20 @@ fn write_report(
                 _ => json.finish(out, &summary)?,
             }
         }
-        Format::Sarif | Format::Junit | Format::Summary => {
+        Format::Sarif => {
+            let mut sarif = report::sarif::Sarif::begin(set, out)?;
+            for r in results {
+                summary.add(&r);
+                failed |= r.fails(fail_on);
+                sarif.result(out, &r)?;
+            }
+            sarif.finish(out)?;
+        }
+        Format::Junit | Format::Summary => {
             let all: Vec<ObjectResult> = results.collect();
             failed = all.iter().any(|r| r.fails(fail_on));
             let report = report::Report::new(all);
             let rendered = match args.format {
-                Format::Sarif => report::sarif::render(&report, set),
                 Format::Junit => report::junit::render(&report, fail_on),
                 _ => report::summary::render(&report),
             };

@@ -248,24 +248,34 @@ fn bounded(mut text: String, max: usize) -> String {
 #[derive(Debug, Default)]
 pub struct PolicySet {
     policies: Vec<Arc<CompiledPolicy>>,
-    /// Whether two policies have a rule of the same name, so that they can find the same thing
-    /// (the Pod Security levels): only then do decisions look for findings to merge.
-    shared_rule_names: bool,
+    /// Rule names that two or more policies use, so that they can find the same thing (the Pod
+    /// Security levels' `pod-security`): only their findings are looked at for merging.
+    shared_rule_names: Vec<Arc<str>>,
 }
 
 impl PolicySet {
     /// A set of already-compiled policies with distinct names (see [`PolicySet::merge`]).
     pub fn new(policies: Vec<Arc<CompiledPolicy>>) -> Self {
-        let mut names: Vec<(&str, &str)> =
-            policies.iter().flat_map(|p| p.rules.iter().map(move |r| (&*r.name, &*p.name))).collect();
+        let mut names: Vec<(&Arc<str>, &str)> =
+            policies.iter().flat_map(|p| p.rules.iter().map(move |r| (&r.name, &*p.name))).collect();
         names.sort_unstable();
-        let shared_rule_names = names.windows(2).any(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1);
+        let mut shared_rule_names: Vec<Arc<str>> = names
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1)
+            .map(|w| w[0].0.clone())
+            .collect();
+        shared_rule_names.dedup();
         Self { policies, shared_rule_names }
     }
 
     /// Whether two policies of the set have a rule of the same name.
     pub fn shares_rule_names(&self) -> bool {
-        self.shared_rule_names
+        !self.shared_rule_names.is_empty()
+    }
+
+    /// Whether `rule` is the name of a rule in two or more policies of the set.
+    pub fn is_shared_rule_name(&self, rule: &str) -> bool {
+        self.shared_rule_names.iter().any(|r| **r == *rule)
     }
 
     /// Merges the policies of several sources in order. A name defined again by a later source is

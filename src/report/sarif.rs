@@ -5,12 +5,14 @@
 //! fixed), with the check's summary and the policy's description as help and the compliance
 //! controls as tags; one result per violation, located at the line of the offending field. The
 //! level follows the violation's effective mode: enforce is `error`, warn `warning`, audit
-//! `note`. Built as `serde_json` values: the output is small beside the work of deciding.
+//! `note`. Written object by object, like `--format json`.
+
+use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use super::Report;
-use crate::policy::{Mode, PolicySet, Severity};
+use super::ObjectResult;
+use crate::policy::{CompiledPolicy, Mode, PolicySet, Severity};
 
 /// The rule of objects refused without a violation.
 pub const REFUSED: &str = "podguard/refused";
@@ -18,83 +20,67 @@ pub const REFUSED: &str = "podguard/refused";
 /// The `$schema` SARIF consumers expect.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
-/// The report as a SARIF 2.1.0 log, pretty-printed with a trailing newline.
-pub fn render(report: &Report, set: &PolicySet) -> String {
-    let mut rule_ids: Vec<String> = Vec::new();
-    let mut rules: Vec<Value> = Vec::new();
-    for p in set.policies() {
-        for (i, rule) in p.rules.iter().enumerate() {
-            let id = format!("{}/{}", p.name, rule.name);
-            let source = p.source.spec.rules.get(i);
-            let what = source
-                .and_then(|r| r.check.as_deref())
-                .and_then(crate::checks::lookup)
-                .map(|d| d.summary.to_owned())
-                .or_else(|| source.and_then(|r| r.message.clone()))
-                .unwrap_or_else(|| format!("rule {} of policy {}", rule.name, p.name));
-            let description = p.source.spec.description.trim();
-            let controls: Vec<String> =
-                p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect();
-            let mut help = format!("{what}.");
-            if !description.is_empty() {
-                help.push_str(&format!(" Policy {}: {description}", p.name));
+/// Writes a SARIF 2.1.0 log object by object: the tool and its rules first (they come from the
+/// policy set), then each object's results as it is decided, so a run over thousands of
+/// objects never holds them all.
+#[derive(Debug, Default)]
+pub struct Sarif {
+    rule_ids: Vec<String>,
+    written: usize,
+}
+
+impl Sarif {
+    /// Writes the log up to its results: the driver with one rule per policy rule of `set`.
+    pub fn begin(set: &PolicySet, out: &mut dyn Write) -> io::Result<Self> {
+        let mut rule_ids = Vec::new();
+        let mut rules = Vec::new();
+        for p in set.policies() {
+            for (i, rule) in p.rules.iter().enumerate() {
+                let id = format!("{}/{}", p.name, rule.name);
+                rules.push(rule_json(p, i, &id));
+                rule_ids.push(id);
             }
-            if !controls.is_empty() {
-                help.push_str(&format!(" Controls: {}.", controls.join(", ")));
-            }
-            let mut tags = vec!["security".to_owned(), "kubernetes".to_owned()];
-            tags.extend(controls);
-            rules.push(json!({
-                "id": id,
-                "name": id,
-                "shortDescription": {"text": what},
-                "fullDescription": {"text": help},
-                "help": {"text": help},
-                "defaultConfiguration": {"level": level(p.mode.unwrap_or(Mode::Enforce))},
-                "properties": {
-                    "tags": tags,
-                    "precision": "very-high",
-                    "problem.severity": problem_severity(p.severity),
-                    "security-severity": security_severity(p.severity),
-                },
-            }));
-            rule_ids.push(id);
         }
-    }
-    // Objects refused for no violation (unreadable as their kind, an apiVersion no longer
-    // served) fail the run: they get a result too, under a rule of their own.
-    rules.push(json!({
-        "id": REFUSED,
-        "name": REFUSED,
-        "shortDescription": {"text": "the object would be refused without a policy violation"},
-        "fullDescription": {"text": "The object cannot be read as its kind (a field of the wrong type, with --on-error deny), or its apiVersion is no longer served: the cluster refuses it whatever the policies say."},
-        "help": {"text": "Fix what the message names: the field and its expected type, or the apiVersion to use."},
-        "defaultConfiguration": {"level": "error"},
-        "properties": {"tags": ["kubernetes"], "precision": "very-high", "problem.severity": "error"},
-    }));
-    rule_ids.push(REFUSED.to_owned());
-    let mut results = Vec::new();
-    for r in report
-        .results
-        .iter()
-        .filter(|r| !r.allowed && !r.violations.iter().any(|f| f.violation.mode == Mode::Enforce))
-    {
-        let mut why: Vec<String> = r.reason.iter().cloned().collect();
-        why.extend(r.notes.iter().cloned());
-        results.push(json!({
-            "ruleId": REFUSED,
-            "ruleIndex": rule_ids.len() - 1,
-            "level": "error",
-            "message": {"text": format!("{} {}: refused: {}", r.kind, r.name, why.join("; "))},
-            "locations": [{
-                "physicalLocation": {
-                    "artifactLocation": {"uri": uri(&r.file)},
-                    "region": {"startLine": r.line.max(1)},
-                },
-            }],
+        // Objects refused for no violation (unreadable as their kind, an apiVersion no longer
+        // served) fail the run: they get a result too, under a rule of their own.
+        rules.push(json!({
+            "id": REFUSED,
+            "name": REFUSED,
+            "shortDescription": {"text": "the object would be refused without a policy violation"},
+            "fullDescription": {"text": "The object cannot be read as its kind (a field of the wrong type, with --on-error deny), or its apiVersion is no longer served: the cluster refuses it whatever the policies say."},
+            "help": {"text": "Fix what the message names: the field and its expected type, or the apiVersion to use."},
+            "defaultConfiguration": {"level": "error"},
+            "properties": {"tags": ["kubernetes"], "precision": "very-high", "problem.severity": "error"},
         }));
+        rule_ids.push(REFUSED.to_owned());
+        let tool =
+            json!({"driver": {"name": "podguard", "version": env!("CARGO_PKG_VERSION"), "rules": rules}});
+        write!(out, "{{\"$schema\": \"{SCHEMA}\", \"version\": \"2.1.0\", \"runs\": [{{\n\"tool\": ")?;
+        serde_json::to_writer_pretty(&mut *out, &tool)?;
+        out.write_all(b",\n\"columnKind\": \"unicodeCodePoints\",\n\"results\": [")?;
+        Ok(Self { rule_ids, written: 0 })
     }
-    for r in &report.results {
+
+    /// Writes the results of one object: one per violation, and one for a refusal without an
+    /// enforce violation.
+    pub fn result(&mut self, out: &mut dyn Write, r: &ObjectResult) -> io::Result<()> {
+        if !r.allowed && !r.violations.iter().any(|f| f.violation.mode == Mode::Enforce) {
+            let mut why: Vec<String> = r.reason.iter().cloned().collect();
+            why.extend(r.notes.iter().cloned());
+            let result = json!({
+                "ruleId": REFUSED,
+                "ruleIndex": self.rule_ids.len() - 1,
+                "level": "error",
+                "message": {"text": format!("{} {}: refused: {}", r.kind, r.name, why.join("; "))},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri(&r.file)},
+                        "region": {"startLine": r.line.max(1)},
+                    },
+                }],
+            });
+            self.write(out, &result)?;
+        }
         for f in &r.violations {
             let v = &f.violation;
             let id = format!("{}/{}", v.policy, v.rule);
@@ -118,28 +104,62 @@ pub fn render(report: &Report, set: &PolicySet) -> String {
                 }],
                 "properties": {"mode": v.mode.as_str(), "path": v.path.as_str()},
             });
-            if let Some(index) = rule_ids.iter().position(|r| *r == id) {
+            if let Some(index) = self.rule_ids.iter().position(|r| *r == id) {
                 result["ruleIndex"] = json!(index);
             }
-            results.push(result);
+            self.write(out, &result)?;
         }
+        Ok(())
     }
-    let log = json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "podguard",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
-    });
-    let mut s = serde_json::to_string_pretty(&log).unwrap_or_default();
-    s.push('\n');
-    s
+
+    fn write(&mut self, out: &mut dyn Write, result: &Value) -> io::Result<()> {
+        out.write_all(if self.written == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut *out, result)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Closes the log.
+    pub fn finish(self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(b"\n]}]}\n")
+    }
+}
+
+/// The SARIF rule of rule `i` of policy `p`.
+fn rule_json(p: &CompiledPolicy, i: usize, id: &str) -> Value {
+    let source = p.source.spec.rules.get(i);
+    let rule_name = p.rules.get(i).map_or("", |r| &*r.name);
+    let what = source
+        .and_then(|r| r.check.as_deref())
+        .and_then(crate::checks::lookup)
+        .map(|d| d.summary.to_owned())
+        .or_else(|| source.and_then(|r| r.message.clone()))
+        .unwrap_or_else(|| format!("rule {rule_name} of policy {}", p.name));
+    let description = p.source.spec.description.trim();
+    let controls: Vec<String> = p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect();
+    let mut help = format!("{what}.");
+    if !description.is_empty() {
+        help.push_str(&format!(" Policy {}: {description}", p.name));
+    }
+    if !controls.is_empty() {
+        help.push_str(&format!(" Controls: {}.", controls.join(", ")));
+    }
+    let mut tags = vec!["security".to_owned(), "kubernetes".to_owned()];
+    tags.extend(controls);
+    json!({
+        "id": id,
+        "name": id,
+        "shortDescription": {"text": what},
+        "fullDescription": {"text": help},
+        "help": {"text": help},
+        "defaultConfiguration": {"level": level(p.mode.unwrap_or(Mode::Enforce))},
+        "properties": {
+            "tags": tags,
+            "precision": "very-high",
+            "problem.severity": problem_severity(p.severity),
+            "security-severity": security_severity(p.severity),
+        },
+    })
 }
 
 fn level(mode: Mode) -> &'static str {
