@@ -606,23 +606,18 @@ impl SameFindings {
     /// Kept violations compared one by one up to this many.
     const LINEAR: usize = 64;
 
+    /// A fixed-key hasher: the hashes only group candidates within one decision.
+    const HASHER: std::hash::BuildHasherDefault<std::hash::DefaultHasher> =
+        std::hash::BuildHasherDefault::new();
+
     /// Rule and field: candidates, compared whole.
     fn key(v: &Violation) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        v.rule.hash(&mut h);
-        v.path.hash(&mut h);
-        h.finish()
+        std::hash::BuildHasher::hash_one(&Self::HASHER, (&v.rule, &v.path))
     }
 
     /// Rule, field and message: the finding itself.
     fn whole_key(v: &Violation) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        v.rule.hash(&mut h);
-        v.path.hash(&mut h);
-        v.message.hash(&mut h);
-        h.finish()
+        std::hash::BuildHasher::hash_one(&Self::HASHER, (&v.rule, &v.path, &v.message))
     }
 
     fn kept(&mut self, kept: &[Violation], v: &Violation) -> Option<usize> {

@@ -252,6 +252,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// A report being written.
+enum Streamed {
+    Text(report::text::Text),
+    Json(report::json::Json),
+    Sarif(report::sarif::Sarif),
+    /// Every result, for the formats written at the end.
+    No(Vec<ObjectResult>),
+}
+
 /// Decides every document and writes the report in the chosen format; text, JSON and SARIF are
 /// written object by object. Returns whether any object fails the run.
 fn write_report(
@@ -270,35 +279,29 @@ fn write_report(
         .iter()
         .map(|doc| decide(set, settings, namespaces, doc))
         .chain(inputs.not_objects.iter().map(ObjectResult::not_an_object));
-    match args.format {
-        Format::Text | Format::Json => {
-            let text = report::text::Text { show_skipped: args.show_skipped };
-            let mut json = report::json::Json::default();
-            for r in results {
-                summary.add(&r);
-                failed |= r.fails(fail_on);
-                match args.format {
-                    Format::Text => text.result(out, &r)?,
-                    _ => json.result(out, &r)?,
-                }
-            }
-            match args.format {
-                Format::Text => text.finish(out, &summary)?,
-                _ => json.finish(out, &summary)?,
-            }
+    // Text, JSON and SARIF are written object by object; JUnit and the summary need every
+    // result first.
+    let mut streamed = match args.format {
+        Format::Text => Streamed::Text(report::text::Text { show_skipped: args.show_skipped }),
+        Format::Json => Streamed::Json(report::json::Json::default()),
+        Format::Sarif => Streamed::Sarif(report::sarif::Sarif::begin(set, out)?),
+        Format::Junit | Format::Summary => Streamed::No(Vec::new()),
+    };
+    for r in results {
+        summary.add(&r);
+        failed |= r.fails(fail_on);
+        match &mut streamed {
+            Streamed::Text(text) => text.result(out, &r)?,
+            Streamed::Json(json) => json.result(out, &r)?,
+            Streamed::Sarif(sarif) => sarif.result(out, &r)?,
+            Streamed::No(all) => all.push(r),
         }
-        Format::Sarif => {
-            let mut sarif = report::sarif::Sarif::begin(set, out)?;
-            for r in results {
-                summary.add(&r);
-                failed |= r.fails(fail_on);
-                sarif.result(out, &r)?;
-            }
-            sarif.finish(out)?;
-        }
-        Format::Junit | Format::Summary => {
-            let all: Vec<ObjectResult> = results.collect();
-            failed = all.iter().any(|r| r.fails(fail_on));
+    }
+    match streamed {
+        Streamed::Text(text) => text.finish(out, &summary)?,
+        Streamed::Json(mut json) => json.finish(out, &summary)?,
+        Streamed::Sarif(sarif) => sarif.finish(out)?,
+        Streamed::No(all) => {
             let report = report::Report::new(all);
             let rendered = match args.format {
                 Format::Junit => report::junit::render(&report, fail_on),

@@ -25,20 +25,21 @@ pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 /// objects never holds them all.
 #[derive(Debug, Default)]
 pub struct Sarif {
-    rule_ids: Vec<String>,
+    /// Rule id -> its index in the driver's rules.
+    rule_index: std::collections::HashMap<String, usize>,
     written: usize,
 }
 
 impl Sarif {
     /// Writes the log up to its results: the driver with one rule per policy rule of `set`.
     pub fn begin(set: &PolicySet, out: &mut dyn Write) -> io::Result<Self> {
-        let mut rule_ids = Vec::new();
+        let mut rule_index = std::collections::HashMap::new();
         let mut rules = Vec::new();
         for p in set.policies() {
             for (i, rule) in p.rules.iter().enumerate() {
                 let id = format!("{}/{}", p.name, rule.name);
                 rules.push(rule_json(p, i, &id));
-                rule_ids.push(id);
+                rule_index.insert(id, rules.len() - 1);
             }
         }
         // Objects refused for no violation (unreadable as their kind, an apiVersion no longer
@@ -52,13 +53,13 @@ impl Sarif {
             "defaultConfiguration": {"level": "error"},
             "properties": {"tags": ["kubernetes"], "precision": "very-high", "problem.severity": "error"},
         }));
-        rule_ids.push(REFUSED.to_owned());
+        rule_index.insert(REFUSED.to_owned(), rules.len() - 1);
         let tool =
             json!({"driver": {"name": "podguard", "version": env!("CARGO_PKG_VERSION"), "rules": rules}});
         write!(out, "{{\"$schema\": \"{SCHEMA}\", \"version\": \"2.1.0\", \"runs\": [{{\n\"tool\": ")?;
         serde_json::to_writer_pretty(&mut *out, &tool)?;
         out.write_all(b",\n\"columnKind\": \"unicodeCodePoints\",\n\"results\": [")?;
-        Ok(Self { rule_ids, written: 0 })
+        Ok(Self { rule_index, written: 0 })
     }
 
     /// Writes the results of one object: one per violation, and one for a refusal without an
@@ -69,7 +70,7 @@ impl Sarif {
             why.extend(r.notes.iter().cloned());
             let result = json!({
                 "ruleId": REFUSED,
-                "ruleIndex": self.rule_ids.len() - 1,
+                "ruleIndex": self.rule_index.get(REFUSED),
                 "level": "error",
                 "message": {"text": format!("{} {}: refused: {}", r.kind, r.name, why.join("; "))},
                 "locations": [{
@@ -104,7 +105,7 @@ impl Sarif {
                 }],
                 "properties": {"mode": v.mode.as_str(), "path": v.path.as_str()},
             });
-            if let Some(index) = self.rule_ids.iter().position(|r| *r == id) {
+            if let Some(index) = self.rule_index.get(&id) {
                 result["ruleIndex"] = json!(index);
             }
             self.write(out, &result)?;
