@@ -283,7 +283,9 @@ pub const MAX_OBJECT_BYTES: usize = 3 << 20;
 /// Deepest nesting of list kinds inside list kinds followed (kubectl flattens them too).
 const MAX_LIST_NESTING: usize = 8;
 
-fn add_value(
+/// Adds one parsed object (or list of objects) as document `document` of `file`; `yaml` gives
+/// its first line and its fields' lines when it was read from YAML.
+pub fn add_value(
     file: &str,
     document: usize,
     v: Value,

@@ -4,6 +4,11 @@
 
 use std::fmt::{self, Write as _};
 
+/// Serializes an `Arc<str>` as a string (serde's `rc` feature would do it for every `Arc`).
+pub fn serialize_arc_str<S: serde::Serializer>(v: &std::sync::Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
 /// Writes `s` as a JSON string literal, quotes included.
 pub fn string(w: &mut (impl fmt::Write + ?Sized), s: &str) -> fmt::Result {
     w.write_char('"')?;

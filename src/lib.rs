@@ -9,13 +9,14 @@
 //! ```
 //!
 //! Pure modules (no IO): [`object`], [`subject`], [`context`], [`policy`], [`checks`], [`cel`],
-//! [`admission`], [`report`]. IO lives in [`input`], [`source`], [`server`], [`cli`],
+//! [`admission`], [`report`], [`compliance`]. IO lives in [`input`], [`source`], [`server`], [`cli`],
 //! [`telemetry`] and [`metrics`].
 
 pub mod admission;
 pub mod cel;
 pub mod checks;
 pub mod cli;
+pub mod compliance;
 pub mod context;
 pub mod input;
 pub mod json;

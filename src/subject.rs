@@ -4,8 +4,8 @@
 use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EphemeralContainer, Lifecycle, PodSpec, Probe, ResourceRequirements,
-    SecurityContext, VolumeMount,
+    Container, ContainerPort, EnvFromSource, EnvVar, EphemeralContainer, Lifecycle, PodSpec, Probe,
+    ResourceRequirements, SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -224,6 +224,10 @@ pub struct ContainerRef<'a> {
     pub volume_mounts: &'a [VolumeMount],
     /// The container as written.
     pub source: ContainerSource<'a>,
+    /// `env`.
+    pub env: &'a [EnvVar],
+    /// `envFrom`.
+    pub env_from: &'a [EnvFromSource],
 }
 
 impl<'a> ContainerRef<'a> {
@@ -242,6 +246,8 @@ impl<'a> ContainerRef<'a> {
             lifecycle: c.lifecycle.as_ref(),
             volume_mounts: c.volume_mounts.as_deref().unwrap_or_default(),
             source: ContainerSource::Regular(c),
+            env: c.env.as_deref().unwrap_or_default(),
+            env_from: c.env_from.as_deref().unwrap_or_default(),
         }
     }
 
@@ -260,6 +266,8 @@ impl<'a> ContainerRef<'a> {
             lifecycle: c.lifecycle.as_ref(),
             volume_mounts: c.volume_mounts.as_deref().unwrap_or_default(),
             source: ContainerSource::Ephemeral(c),
+            env: c.env.as_deref().unwrap_or_default(),
+            env_from: c.env_from.as_deref().unwrap_or_default(),
         }
     }
 

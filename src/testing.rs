@@ -52,7 +52,11 @@ pub fn privileged_rule(name: &str, mode: Option<Mode>, rule: &str) -> Arc<Compil
         origin: Origin::File { path: format!("{name}.yaml") },
         document: 0,
         matcher: Matcher::compile(&Match::default()).unwrap(),
-        rules: vec![CompiledRule { name: rule.into(), check: Box::new(FlagPrivileged) }],
+        rules: vec![CompiledRule {
+            name: rule.into(),
+            check: Box::new(FlagPrivileged),
+            controls: Default::default(),
+        }],
         source,
     })
 }

@@ -151,6 +151,11 @@ impl Decision {
                 "\n… and {more} more (the first {MAX_SHOWN} are shown; podguard's log and metrics count all)"
             )?;
         }
+        let controls = crate::compliance::compact_union(self.shown(Mode::Enforce).0.map(|v| &v.controls));
+        if !controls.is_empty() {
+            w.write_str("\ncontrols: ")?;
+            w.write_str(&controls)?;
+        }
         Ok(())
     }
 
@@ -207,7 +212,8 @@ impl Decision {
         out
     }
 
-    /// `[{"policy":…,"rule":…,"path":…,"message":…},…]`
+    /// `[{"policy":…,"rule":…,"path":…,"message":…,"controls":…},…]` (`controls` compact, when
+    /// there are any).
     fn write_audit_list<W: fmt::Write + ?Sized>(&self, w: &mut W) -> fmt::Result {
         self.write_audit_entries(w, "\"", json::string)
     }
@@ -231,13 +237,16 @@ impl Decision {
             if i > 0 {
                 w.write_char(',')?;
             }
+            let controls = crate::compliance::compact_union([&v.controls]);
             let fields = [
                 ("policy", &*v.policy),
                 ("rule", &*v.rule),
                 ("path", v.path.as_str()),
                 ("message", &v.message),
+                ("controls", &controls),
             ];
-            for (j, (key, text)) in fields.into_iter().enumerate() {
+            let present = if controls.is_empty() { 4 } else { 5 };
+            for (j, (key, text)) in fields.into_iter().take(present).enumerate() {
                 w.write_char(if j == 0 { '{' } else { ',' })?;
                 w.write_str(quote)?;
                 w.write_str(key)?;

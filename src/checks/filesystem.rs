@@ -14,6 +14,7 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "readOnlyRootFilesystem",
     summary: "containers set securityContext.readOnlyRootFilesystem: true",
     params: &[],
+    parts: &[],
     build: ReadOnlyRootFilesystem::build,
 }];
 

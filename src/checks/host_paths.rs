@@ -21,6 +21,7 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "allowedHostPaths",
     summary: "hostPath volumes sit under the listed prefixes, read-only where required (empty: none)",
     params: &["paths"],
+    parts: &[],
     build: AllowedHostPaths::build,
 }];
 

@@ -20,18 +20,21 @@ pub const DEFINITIONS: &[Definition] = &[
         name: "allowedRegistries",
         summary: "images come only from the listed registry prefixes",
         params: &["registries"],
+        parts: &[],
         build: AllowedRegistries::build,
     },
     Definition {
         name: "disallowLatestTag",
         summary: "images carry an explicit tag other than `latest`, or a digest",
         params: &[],
+        parts: &[],
         build: DisallowLatestTag::build,
     },
     Definition {
         name: "requireImageDigest",
         summary: "images are pinned by `@sha256:` digest",
         params: &[],
+        parts: &[],
         build: RequireImageDigest::build,
     },
 ];

@@ -19,6 +19,7 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "requiredLabels",
     summary: "pods carry the listed labels, with values matching their patterns",
     params: &["labels"],
+    parts: &[],
     build: RequiredLabels::build,
 }];
 

@@ -14,6 +14,7 @@ pub mod namespace;
 pub mod probes;
 pub mod pss;
 pub mod resources;
+pub mod secrets;
 pub mod service_account;
 
 use std::fmt;
@@ -29,6 +30,13 @@ use crate::subject::Subject;
 pub trait Check: Send + Sync + fmt::Debug {
     /// Appends one finding per offending field of `subject` to `out`.
     fn evaluate(&self, ctx: &Context<'_>, subject: &Subject<'_>, out: &mut Vec<Finding>);
+
+    /// The parts of [`Definition::parts`] this instance can find, when its params leave some
+    /// out (a `baseline` Pod Security check never finds `runAsNonRoot`); `None` for all. A
+    /// coverage report must not credit a rule with a control it never checks.
+    fn active_parts(&self) -> Option<Vec<&'static str>> {
+        None
+    }
 }
 
 /// The `params` of a policy, as handed to each check's builder.
@@ -59,6 +67,9 @@ pub struct Definition {
     pub summary: &'static str,
     /// The `params` keys this check reads. A policy key read by none of its rules is an error.
     pub params: &'static [&'static str],
+    /// The parts a finding may name ([`Finding::part`]) when the check is several things that
+    /// compliance frameworks tell apart; empty for a check that is one thing.
+    pub parts: &'static [&'static str],
     /// Builds the check from the policy's params.
     pub build: fn(&Params) -> Result<Box<dyn Check>, ParamsError>,
 }
@@ -79,6 +90,7 @@ pub fn all() -> impl Iterator<Item = &'static Definition> {
         filesystem::DEFINITIONS,
         namespace::DEFINITIONS,
         service_account::DEFINITIONS,
+        secrets::DEFINITIONS,
         labels::DEFINITIONS,
         host_paths::DEFINITIONS,
     ]

@@ -13,6 +13,7 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "disallowDefaultNamespace",
     summary: "objects are not created in the default namespace",
     params: &[],
+    parts: &[],
     build: DisallowDefaultNamespace::build,
 }];
 

@@ -16,6 +16,7 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "requireProbes",
     summary: "containers declare the listed probes (default: liveness and readiness)",
     params: &["probes"],
+    parts: &[],
     build: RequireProbes::build,
 }];
 

@@ -18,6 +18,7 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "requireResources",
     summary: "containers set the listed resource requests and limits (default: cpu+memory requests, memory limit)",
     params: &["requests", "limits"],
+    parts: &[],
     build: RequireResources::build,
 }];
 

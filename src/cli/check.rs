@@ -70,6 +70,18 @@ pub struct Args {
     /// List skipped objects (not a pod kind, exempt, not a Kubernetes object) in text output.
     #[arg(long)]
     pub show_skipped: bool,
+    /// How the webhook would see the objects.
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
+    /// Manifests: files, folders, or `-` for stdin.
+    #[arg(value_name = "PATH", default_value = "-")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The flags that make `check` and `report` decide as the webhook does: namespace modes and
+/// labels, exemptions, unreadable objects.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdmissionArgs {
     /// Mode of namespaces without a `podguard.dev/mode` label (as the webhook's `--default-mode`).
     #[arg(long, default_value = "enforce")]
     pub default_mode: Mode,
@@ -94,9 +106,6 @@ pub struct Args {
     /// Answer for an object that cannot be read as its kind, as the webhook's flag.
     #[arg(long, value_enum, default_value = "deny")]
     pub on_error: OnErrorArg,
-    /// Manifests: files, folders, or `-` for stdin.
-    #[arg(value_name = "PATH", default_value = "-")]
-    pub paths: Vec<PathBuf>,
 }
 
 /// `--on-error`.
@@ -194,8 +203,8 @@ pub fn decide(set: &PolicySet, settings: &Settings, namespaces: &Namespaces, doc
     result
 }
 
-/// The settings of `check`'s flags.
-fn settings(args: &Args) -> Settings {
+/// The settings of the admission flags.
+pub fn settings(args: &AdmissionArgs) -> Settings {
     let set = |v: &[String]| v.iter().filter(|s| !s.is_empty()).cloned().collect();
     Settings {
         default_mode: args.default_mode,
@@ -224,15 +233,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut namespaces = match Namespaces::from_flags(&args.namespace_labels) {
+    let mut namespaces = match Namespaces::from_flags(&args.admission.namespace_labels) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("podguard: {e}");
             return Ok(ExitCode::from(2));
         }
     };
-    let settings = settings(&args);
-    let options = crate::input::Options { namespace: args.namespace.clone(), ..Default::default() };
+    let settings = settings(&args.admission);
+    let options = crate::input::Options { namespace: args.admission.namespace.clone(), ..Default::default() };
     let inputs = crate::input::read(&args.paths, &options);
     for e in &inputs.errors {
         eprintln!("podguard: input error: {e}");

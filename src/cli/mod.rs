@@ -1,8 +1,9 @@
-//! Command-line front doors: `check`, `policies`, `serve`, `test`. Flags are parsed by clap into `Args`,
+//! Command-line front doors: `check`, `policies`, `report`, `serve`, `test`. Flags are parsed by clap into `Args`,
 //! each subcommand turns them into a plan and runs it. `anyhow` lives here and in `main.rs` only.
 
 pub mod check;
 pub mod policies;
+pub mod report;
 pub mod serve;
 pub mod test;
 
@@ -27,6 +28,8 @@ pub enum Command {
     /// Lint or list policies.
     #[command(subcommand)]
     Policies(policies::Command),
+    /// Compliance evidence per framework and control, from manifests or a cluster (--cluster).
+    Report(Box<report::Args>),
     /// Run the HTTPS admission webhook.
     Serve(Box<serve::Args>),
     /// Run policy tests (`PolicyTest` documents): what each rule must say of each object.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Policies(cmd) => policies::run(cmd),
+        Command::Report(args) => report::run(*args),
         Command::Serve(args) => serve::run(*args),
         Command::Test(args) => test::run(args),
     }

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::fmt::Write as _;
+
 use crate::checks;
+use crate::compliance::{self, coverage::Covered};
+use crate::policy::PolicySet;
 
 /// Subcommands of `podguard policies`.
 #[derive(Debug, clap::Subcommand)]
@@ -19,14 +23,18 @@ pub enum Command {
         /// Policy files or folders.
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Show, per compliance framework, which controls the policies enforce, warn about,
+        /// audit or do not cover, and which admission cannot decide.
+        #[arg(long)]
+        controls: bool,
     },
 }
 
 /// Runs the subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let (paths, list) = match cmd {
-        Command::Lint { paths } => (paths, false),
-        Command::List { paths } => (paths, true),
+    let (paths, list, controls) = match cmd {
+        Command::Lint { paths } => (paths, false, false),
+        Command::List { paths, controls } => (paths, true, controls),
     };
     let set = match super::check::load_policies(&paths) {
         Ok(set) => set,
@@ -42,6 +50,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         println!("{} polic{} OK", set.policies().len(), if set.policies().len() == 1 { "y" } else { "ies" });
         return Ok(ExitCode::SUCCESS);
     }
+    if controls {
+        print!("{}", coverage_text(&set));
+        return Ok(ExitCode::SUCCESS);
+    }
     for p in set.policies() {
         let mode = p.mode.map_or("enforce (default)", |m| m.as_str());
         println!("{}  [{}; severity {}; mode {}]", p.name, p.origin, p.severity.as_str(), mode);
@@ -53,8 +65,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("    rule {}: {what}", r.name);
         }
         if !p.controls.is_empty() {
-            let c: Vec<String> = p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect();
-            println!("    controls: {}", c.join(", "));
+            println!("    controls: {}", compliance::compact_union([&p.controls]));
         }
     }
     println!("\nbuilt-in checks:");
@@ -62,4 +73,58 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         println!("  {:<38} {}", d.name, d.summary);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Per framework: the counts, then each control with how it is covered and by which rules.
+fn coverage_text(set: &PolicySet) -> String {
+    let mut out = String::new();
+    for cov in compliance::coverage(set) {
+        let f = cov.framework;
+        let counts: Vec<String> = [
+            Covered::Enforced,
+            Covered::Warned,
+            Covered::Audited,
+            Covered::NotCovered,
+            Covered::NotDecidable,
+        ]
+        .into_iter()
+        .map(|c| format!("{} {}", cov.count(c), c.as_str()))
+        .collect();
+        // Writing into a String cannot fail.
+        let _ = writeln!(out, "{} ({} {}): {}", f.id, f.name, f.version, counts.join(", "));
+        for c in &cov.controls {
+            let by: Vec<String> =
+                c.by.iter().map(|b| format!("{}/{}={}", b.policy, b.rule, b.mode)).collect();
+            let by = if by.is_empty() { String::new() } else { format!("  by {}", by.join(", ")) };
+            let _ =
+                writeln!(out, "  {:<28} {:<14} {}{by}", c.control.id, c.covered().as_str(), c.control.title);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_of_the_library_per_framework() {
+        let set = super::super::check::load_policies(&[]).unwrap();
+        let text = coverage_text(&set);
+        for f in compliance::catalogues() {
+            assert!(
+                text.contains(&format!("\n{} (", f.id)) || text.starts_with(&format!("{} (", f.id)),
+                "{}",
+                f.id
+            );
+        }
+        let line = |id: &str| text.lines().find(|l| l.trim_start().starts_with(id)).unwrap().to_owned();
+        // Baseline enforces privileged containers; restricted only warns about escalation.
+        let l = line("4.2.1 ");
+        assert!(l.contains("enforced") && l.contains("pod-security-baseline/pod-security=enforce"), "{l}");
+        assert!(line("4.2.5 ").contains("warned"), "{}", line("4.2.5 "));
+        assert!(line("4.1.5 ").contains("audited"), "{}", line("4.1.5 "));
+        assert!(line("4.1.1 ").contains("not-decidable"), "{}", line("4.1.1 "));
+    }
 }

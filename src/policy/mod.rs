@@ -91,7 +91,7 @@ impl Severity {
     }
 }
 
-/// One compliance control a policy helps meet, e.g. `{framework: cis-eks-1.8.0, id: "4.2.1"}`.
+/// One compliance control, e.g. `{framework: cis-eks-1.8.0, id: "4.2.1"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
@@ -142,7 +142,8 @@ pub struct Spec {
     /// The policy's own mode; unset means enforce (lowered by the namespace or cluster mode).
     #[serde(default)]
     pub mode: Option<Mode>,
-    /// Compliance controls.
+    /// Compliance controls every finding of the policy carries, as its author claims them
+    /// (built-in checks add the controls of docs/controls.md on their own).
     #[serde(default)]
     pub controls: Vec<Control>,
     /// Which requests the policy applies to; unset = all.
@@ -226,6 +227,10 @@ pub struct Rule {
     /// CEL expression that must be true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cel: Option<String>,
+    /// Compliance controls of this rule's findings, besides the policy's and, for a built-in
+    /// check, those its findings are evidence against (docs/controls.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<Control>,
     /// Evaluate the CEL expression once per container of this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub foreach: Option<Foreach>,

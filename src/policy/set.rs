@@ -11,6 +11,7 @@ use super::load::{LoadError, Origin};
 use super::matcher::Matcher;
 use super::{Control, Mode, Policy, Severity, Violation};
 use crate::checks::{self, Check};
+use crate::compliance::RuleControls;
 use crate::context::Context;
 use crate::subject::Subject;
 
@@ -21,6 +22,8 @@ pub struct CompiledRule {
     pub name: Arc<str>,
     /// What it runs.
     pub check: Box<dyn Check>,
+    /// The compliance controls its findings carry.
+    pub controls: RuleControls,
 }
 
 /// A policy ready to evaluate.
@@ -32,7 +35,8 @@ pub struct CompiledPolicy {
     pub severity: Severity,
     /// Its own mode (`None` = enforce, lowered by namespace/cluster mode).
     pub mode: Option<Mode>,
-    /// Compliance controls.
+    /// Every compliance control a violation of the policy may carry (each rule's are in
+    /// [`CompiledRule::controls`]).
     pub controls: Arc<[Control]>,
     /// Where it was loaded from.
     pub origin: Origin,
@@ -102,6 +106,11 @@ impl CompiledPolicy {
                 "spec.rules".into(),
                 "a policy needs at least one rule".into(),
             ));
+        }
+        for (j, c) in policy.spec.controls.iter().enumerate() {
+            if let Err(reason) = known_control(c) {
+                errors.push((Place::at("controls:"), format!("spec.controls[{j}]"), reason));
+            }
         }
         let mut seen = HashSet::new();
         let mut rules = Vec::with_capacity(policy.spec.rules.len());
@@ -189,8 +198,20 @@ impl CompiledPolicy {
                     })
                 }
             };
+            for (j, c) in rule.controls.iter().enumerate() {
+                if let Err(reason) = known_control(c) {
+                    errors.push((here.clone(), field(&format!(".controls[{j}]")), reason));
+                }
+            }
             match check {
-                Ok(check) => rules.push(CompiledRule { name: Arc::from(rule.name.as_str()), check }),
+                Ok(check) => {
+                    let mut declared = policy.spec.controls.clone();
+                    declared
+                        .extend(rule.controls.iter().filter(|c| !policy.spec.controls.contains(c)).cloned());
+                    let def = rule.check.as_deref().and_then(checks::lookup);
+                    let controls = RuleControls::new(&declared, def.map(|d| (d, check.active_parts())));
+                    rules.push(CompiledRule { name: Arc::from(rule.name.as_str()), check, controls });
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -209,12 +230,18 @@ impl CompiledPolicy {
                 }
             }
         }
+        let mut controls: Vec<Control> = Vec::new();
+        for c in rules.iter().flat_map(|r| r.controls.all()) {
+            if !controls.contains(&c) {
+                controls.push(c);
+            }
+        }
         match matcher {
             Some(matcher) if errors.is_empty() => Ok(Self {
                 name: Arc::from(name.as_str()),
                 severity: policy.spec.severity,
                 mode: policy.spec.mode,
-                controls: policy.spec.controls.clone().into(),
+                controls: controls.into(),
                 origin,
                 document,
                 matcher,
@@ -224,6 +251,27 @@ impl CompiledPolicy {
             _ => Err(errors),
         }
     }
+}
+
+/// A control of a framework podguard has a catalogue of must be one of its controls (a typo in
+/// an audit report is worse than a missing entry); other frameworks are the author's own.
+fn known_control(c: &Control) -> Result<(), String> {
+    let Some(f) = crate::compliance::framework(&c.framework) else { return Ok(()) };
+    if f.control(&c.id).is_some() {
+        return Ok(());
+    }
+    let near = f
+        .controls
+        .iter()
+        .map(|k| (strsim::levenshtein(&k.id, &c.id), &k.id))
+        .min()
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, id)| format!(" (did you mean `{id}`?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "{} {} has no control `{}`{near}; its catalogue is in docs/controls.md",
+        f.name, f.version, c.id
+    ))
 }
 
 /// Longest violation message, in characters; a longer one (an image reference of kilobytes, a
@@ -357,7 +405,7 @@ impl PolicySet {
                         policy: p.name.clone(),
                         rule: rule.name.clone(),
                         severity: p.severity,
-                        controls: p.controls.clone(),
+                        controls: rule.controls.of(f.part).clone(),
                         mode: p.mode.unwrap_or(Mode::Enforce),
                         path: f.path,
                         message: bounded(f.message, MAX_MESSAGE_CHARS),

@@ -92,12 +92,23 @@ pub struct Finding {
     pub message: String,
     /// How to fix it, e.g. `set it to false or remove it`. May be empty.
     pub fix: Cow<'static, str>,
+    /// Which part of its check found it, for checks whose parts bear on different compliance
+    /// controls (`podSecurity`'s `privileged`, `hostNamespaces/hostPID`, ...); empty for a check
+    /// that is one thing. Declared in the check's [`crate::checks::Definition::parts`].
+    pub part: &'static str,
 }
 
 impl Finding {
     /// A finding at `path`.
     pub fn new(path: FieldPath, message: impl Into<String>, fix: impl Into<Cow<'static, str>>) -> Self {
-        Self { path, message: message.into(), fix: fix.into() }
+        Self { path, message: message.into(), fix: fix.into(), part: "" }
+    }
+
+    /// The finding, found by `part` of its check.
+    #[must_use]
+    pub fn part(mut self, part: &'static str) -> Self {
+        self.part = part;
+        self
     }
 }
 

@@ -2,6 +2,7 @@
 //! [`sarif`], [`junit`]). One module per format over [`ObjectResult`]s; the contract of the JSON
 //! format is documented in docs/cli.md.
 
+pub mod compliance;
 pub mod json;
 pub mod junit;
 pub mod sarif;
@@ -12,6 +13,9 @@ use serde::Serialize;
 
 use crate::admission::{Decision, Outcome};
 use crate::policy::{Mode, Violation};
+
+/// How the reason of an object that could not be evaluated starts.
+pub const CANNOT_EVALUATE: &str = "cannot evaluate: ";
 
 /// The result for one object.
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +69,7 @@ impl ObjectResult {
         let (skipped, reason) = match &decision.outcome {
             Outcome::Evaluated => (false, None),
             Outcome::Skipped(why) => (true, Some(why.clone())),
-            Outcome::Unreadable(e) => (false, Some(format!("cannot evaluate: {e}"))),
+            Outcome::Unreadable(e) => (false, Some(format!("{CANNOT_EVALUATE}{e}"))),
             Outcome::Refused(why) => (false, Some(why.clone())),
         };
         let violations: Vec<Found> = decision

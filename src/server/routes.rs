@@ -285,6 +285,7 @@ fn log_decision(request: &AdmissionRequest, decision: &Decision, label: Decision
         decision = label.as_str(),
         allowed = decision.allowed,
         violations = violations.as_str(),
+        controls = crate::compliance::compact_union(decision.violations.iter().map(|v| &v.controls)).as_str(),
         findings = decision.found(),
         reason,
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

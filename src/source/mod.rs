@@ -10,6 +10,7 @@ pub mod configmaps;
 pub mod embedded;
 pub mod events;
 pub mod files;
+pub mod inventory;
 pub mod manifests;
 pub mod namespaces;
 pub mod watch;

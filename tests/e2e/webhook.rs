@@ -11,8 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{Launch, Webhook, der, fixture, fixture_path, serve_exit};
 
+/// The finding lines of a refusal, without its closing `controls:` line.
 fn lines(message: &Value) -> Vec<&str> {
-    message.as_str().unwrap().lines().collect()
+    message.as_str().unwrap().lines().filter(|l| !l.starts_with("controls: ")).collect()
 }
 
 #[tokio::test]
@@ -41,6 +42,12 @@ async fn violating_pod_is_denied_with_every_enforce_violation() {
         assert!(line.starts_with(start), "{line} should start with {start}");
         assert!(line.ends_with(')'), "every line ends with how to fix it: {line}");
     }
+    // Then the controls the refused findings bear on, compact and each once: the tag findings
+    // are configuration baseline (CM-2), the writable root filesystem least privilege (AC-6).
+    let controls = r["status"]["message"].as_str().unwrap().lines().last().unwrap();
+    assert!(controls.starts_with("controls: "), "{controls}");
+    assert!(controls.contains("NIST AC-6,CM-2"), "{controls}");
+    assert_eq!(controls.matches("NIST").count(), 1, "{controls}");
     // The warn-mode policy's finding is a warning even on a refused object.
     let warnings = r["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");

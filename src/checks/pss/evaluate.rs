@@ -22,13 +22,36 @@ impl Check for PodSecurity {
     fn evaluate(&self, _ctx: &Context<'_>, s: &Subject<'_>, out: &mut Vec<Finding>) {
         let exempt = Exempt { windows: is_windows(s.spec), user_namespace: user_namespace(s.spec) };
         for step in self.steps.iter().filter(|st| !exempt.skips(st.rule)) {
+            let from = out.len();
             step.pod(s, out);
+            tag(&mut out[from..], step.control);
         }
         for c in s.containers() {
             for step in self.steps.iter().filter(|st| !exempt.skips(st.rule)) {
+                let from = out.len();
                 step.container(s, &c, out);
+                tag(&mut out[from..], step.control);
             }
         }
+    }
+
+    fn active_parts(&self) -> Option<Vec<&'static str>> {
+        let parts = self
+            .controls()
+            .flat_map(|c| match c {
+                Control::HostNamespaces => host_namespaces::PARTS.to_vec(),
+                c => vec![c.id()],
+            })
+            .collect();
+        Some(parts)
+    }
+}
+
+/// Names the control that found each of `found`, unless the control named a finer part itself
+/// (`hostNamespaces/hostPID`): compliance frameworks map the controls differently.
+fn tag(found: &mut [Finding], control: Control) {
+    for f in found.iter_mut().filter(|f| f.part.is_empty()) {
+        f.part = control.id();
     }
 }
 

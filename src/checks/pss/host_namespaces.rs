@@ -5,20 +5,27 @@ use super::Control;
 use crate::policy::Finding;
 use crate::subject::Subject;
 
+/// The namespaces apart: frameworks name them apart (CIS EKS 4.2.2–4.2.4).
+pub(super) const PARTS: [&str; 3] =
+    ["hostNamespaces/hostNetwork", "hostNamespaces/hostPID", "hostNamespaces/hostIPC"];
+
 pub(super) fn pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {
     let spec = s.spec;
     let fields = [
-        (spec.host_network, "hostNetwork", "network", "remove hostNetwork or set it to false"),
-        (spec.host_pid, "hostPID", "PID", "remove hostPID or set it to false"),
-        (spec.host_ipc, "hostIPC", "IPC", "remove hostIPC or set it to false"),
+        (spec.host_network, "hostNetwork", "network", "remove hostNetwork or set it to false", PARTS[0]),
+        (spec.host_pid, "hostPID", "PID", "remove hostPID or set it to false", PARTS[1]),
+        (spec.host_ipc, "hostIPC", "IPC", "remove hostIPC or set it to false", PARTS[2]),
     ];
-    for (value, field, name, fix) in fields {
+    for (value, field, name, fix, part) in fields {
         if value == Some(true) {
-            out.push(Finding::new(
-                s.path().field(field),
-                format!("{id}: pod shares the host {name} namespace"),
-                fix,
-            ));
+            out.push(
+                Finding::new(
+                    s.path().field(field),
+                    format!("{id}: pod shares the host {name} namespace"),
+                    fix,
+                )
+                .part(part),
+            );
         }
     }
 }

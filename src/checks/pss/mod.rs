@@ -45,8 +45,34 @@ pub const DEFINITIONS: &[Definition] = &[Definition {
     name: "podSecurity",
     summary: "Kubernetes Pod Security Standards (baseline or restricted) at a pinned or latest version",
     params: &["level", "version", "exclude"],
+    parts: &PARTS,
     build,
 }];
+
+/// What a finding of `podSecurity` can be found by: every control, the host namespaces apart.
+const PARTS: [&str; 21] = [
+    "allowPrivilegeEscalation",
+    "appArmorProfile",
+    "capabilities_baseline",
+    "capabilities_restricted",
+    host_namespaces::PARTS[0],
+    host_namespaces::PARTS[1],
+    host_namespaces::PARTS[2],
+    "hostPathVolumes",
+    "hostPorts",
+    "hostProbesAndHostLifecycle",
+    "privileged",
+    "procMount",
+    "procMount_restricted",
+    "restrictedVolumes",
+    "runAsNonRoot",
+    "runAsUser",
+    "seLinuxOptions",
+    "seccompProfile_baseline",
+    "seccompProfile_restricted",
+    "sysctls",
+    "windowsHostProcess",
+];
 
 fn build(params: &Params) -> Result<Box<dyn Check>, ParamsError> {
     let p = params::parse(params)?;

@@ -1,0 +1,251 @@
+//! Compliance frameworks: the catalogues podguard ships (`frameworks/*.yaml`, compiled in), the
+//! evidence each built-in check gives for their controls, and the coverage of a policy set.
+//!
+//! A catalogue control lists the evidence keys that bear on it: a check's name (every finding of
+//! that check) or `check/part` (findings of one part, such as `podSecurity/privileged`). A
+//! violation carries exactly the controls whose keys name what it violated, worked out once per
+//! rule when a policy compiles ([`RuleControls`]). Pure: no IO.
+
+pub mod catalogue;
+pub mod coverage;
+pub mod evidence;
+
+pub use catalogue::{Admission, Framework, FrameworkControl, catalogues, framework};
+pub use coverage::{Coverage, coverage};
+
+use std::sync::Arc;
+
+use crate::policy::Control;
+
+/// Whether evidence key `key` (`check` or `check/part...`) names findings of `check` found by
+/// `part` (empty for the check as a whole).
+pub fn key_names(key: &str, check: &str, part: &str) -> bool {
+    match key.split_once('/') {
+        None => key == check,
+        Some((k, prefix)) => {
+            k == check
+                && part.starts_with(prefix)
+                && (part.len() == prefix.len() || part.as_bytes()[prefix.len()] == b'/')
+        }
+    }
+}
+
+/// The catalogue controls that a finding of `check` found by `part` is evidence against, in
+/// catalogue order.
+pub fn controls_for(check: &str, part: &str) -> Vec<Control> {
+    catalogues()
+        .iter()
+        .flat_map(|f| {
+            f.controls
+                .iter()
+                .filter(move |c| c.checks.iter().any(|k| key_names(k, check, part)))
+                .map(move |c| Control { framework: f.id.clone(), id: c.id.clone() })
+        })
+        .collect()
+}
+
+/// A part of a check and the controls of its findings.
+type PartControls = (&'static str, Arc<[Control]>);
+
+/// The controls of one compiled rule: those its policy and the rule declare, plus, for a
+/// built-in check, those its findings are evidence against, per part of the check.
+#[derive(Clone, Debug, Default)]
+pub struct RuleControls {
+    whole: Arc<[Control]>,
+    /// Parts whose controls differ from `whole`'s; usually empty.
+    parts: Box<[PartControls]>,
+}
+
+impl RuleControls {
+    /// Works out the controls of a rule running `check` (none for a CEL rule) with the
+    /// `declared` controls of its policy and itself.
+    pub fn new(
+        declared: &[Control],
+        check: Option<(&crate::checks::Definition, Option<Vec<&'static str>>)>,
+    ) -> Self {
+        let with = |found: Vec<Control>| -> Arc<[Control]> {
+            let mut all = declared.to_vec();
+            for c in found {
+                if !all.contains(&c) {
+                    all.push(c);
+                }
+            }
+            all.into()
+        };
+        let Some((def, active)) = check else {
+            return Self { whole: with(Vec::new()), parts: Box::default() };
+        };
+        let whole = with(controls_for(def.name, ""));
+        let parts = def
+            .parts
+            .iter()
+            .filter(|p| active.as_ref().is_none_or(|a| a.contains(p)))
+            .map(|&part| (part, with(controls_for(def.name, part))))
+            .filter(|(_, c)| *c != whole)
+            .collect();
+        Self { whole, parts }
+    }
+
+    /// The controls of a finding found by `part`.
+    pub fn of(&self, part: &str) -> &Arc<[Control]> {
+        if !part.is_empty()
+            && let Some((_, c)) = self.parts.iter().find(|(p, _)| *p == part)
+        {
+            return c;
+        }
+        &self.whole
+    }
+
+    /// Every control a finding of the rule may carry, each once.
+    pub fn all(&self) -> Vec<Control> {
+        let mut all = self.whole.to_vec();
+        for c in self.parts.iter().flat_map(|(_, c)| c.iter()) {
+            if !all.contains(c) {
+                all.push(c.clone());
+            }
+        }
+        all
+    }
+
+    /// Every control with the parts of the check that bear on it (`None` = the whole rule).
+    pub fn by_part(&self) -> impl Iterator<Item = (Option<&'static str>, &Arc<[Control]>)> {
+        std::iter::once((None, &self.whole)).chain(self.parts.iter().map(|(p, c)| (Some(*p), c)))
+    }
+}
+
+/// `CIS-EKS 4.2.1`: a control named with its framework's short name, for answers the API server
+/// keeps short; a framework podguard has no catalogue of keeps its full id (`my-framework:ID`).
+pub fn compact(c: &Control) -> String {
+    match framework(&c.framework) {
+        Some(f) => format!("{} {}", f.short, c.id),
+        None => format!("{}:{}", c.framework, c.id),
+    }
+}
+
+/// Longest [`compact_union`], in bytes: answers stay small whatever a policy declares.
+pub const MAX_COMPACT: usize = 480;
+
+/// The controls of several violations, each once, grouped by framework in catalogue order:
+/// `CIS-EKS 4.2.1,4.2.4; NIST AC-6,CM-7`. Violations of one rule share their list, so lists are
+/// compared by pointer before their controls are. Cut at [`MAX_COMPACT`] with `…`.
+pub fn compact_union<'a>(lists: impl IntoIterator<Item = &'a Arc<[Control]>>) -> String {
+    let mut distinct: Vec<&Arc<[Control]>> = Vec::new();
+    for l in lists {
+        if !l.is_empty() && !distinct.iter().any(|d| Arc::ptr_eq(d, l)) {
+            distinct.push(l);
+        }
+    }
+    let mut all: Vec<&Control> = Vec::new();
+    for c in distinct.iter().flat_map(|l| l.iter()) {
+        if !all.contains(&c) {
+            all.push(c);
+        }
+    }
+    if all.is_empty() {
+        return String::new();
+    }
+    let place = |c: &Control| {
+        let cats = catalogues();
+        match cats.iter().position(|f| f.id == c.framework) {
+            Some(fi) => (fi, cats[fi].controls.iter().position(|k| k.id == c.id).unwrap_or(usize::MAX)),
+            None => (cats.len(), usize::MAX),
+        }
+    };
+    let mut keyed: Vec<((usize, usize), &Control)> = all.into_iter().map(|c| (place(c), c)).collect();
+    // Stable: controls of other frameworks keep their order among themselves.
+    keyed.sort_by_key(|(k, _)| *k);
+    let mut out = String::new();
+    let mut last: Option<&str> = None;
+    for (_, c) in keyed {
+        let name = framework(&c.framework).map_or(c.framework.as_str(), |f| f.short.as_str());
+        if last == Some(name) {
+            out.push(',');
+        } else {
+            if last.is_some() {
+                out.push_str("; ");
+            }
+            out.push_str(name);
+            out.push(' ');
+            last = Some(name);
+        }
+        out.push_str(&c.id);
+        if out.len() > MAX_COMPACT {
+            let cut = (0..=MAX_COMPACT).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
+            out.truncate(cut);
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_a_check_or_a_part_on_segment_boundaries() {
+        assert!(key_names("podSecurity", "podSecurity", ""));
+        assert!(key_names("podSecurity", "podSecurity", "privileged"));
+        assert!(key_names("podSecurity/privileged", "podSecurity", "privileged"));
+        assert!(!key_names("podSecurity/privileged", "podSecurity", ""));
+        assert!(!key_names("podSecurity/privileged", "podSecurity", "privilegedX"));
+        assert!(key_names("podSecurity/hostNamespaces", "podSecurity", "hostNamespaces/hostPID"));
+        assert!(key_names("podSecurity/hostNamespaces/hostPID", "podSecurity", "hostNamespaces/hostPID"));
+        assert!(!key_names("podSecurity/hostNamespaces/hostPID", "podSecurity", "hostNamespaces/hostIPC"));
+        assert!(!key_names("podSecurity/seccompProfile", "podSecurity", "seccompProfile_restricted"));
+        assert!(!key_names("readOnlyRootFilesystem", "podSecurity", ""));
+    }
+
+    fn ids(controls: &[Control]) -> Vec<String> {
+        controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect()
+    }
+
+    #[test]
+    fn a_missing_seccomp_profile_is_not_a_privileged_container() {
+        let def = crate::checks::lookup("podSecurity").unwrap();
+        let rc = RuleControls::new(&[], Some((def, None)));
+        let privileged = ids(rc.of("privileged"));
+        let seccomp = ids(rc.of("seccompProfile_restricted"));
+        assert!(privileged.contains(&"cis-eks-1.8.0:4.2.1".to_owned()), "{privileged:?}");
+        assert!(!seccomp.contains(&"cis-eks-1.8.0:4.2.1".to_owned()), "{seccomp:?}");
+        assert!(ids(rc.of("hostNamespaces/hostPID")).contains(&"cis-eks-1.8.0:4.2.2".to_owned()));
+        assert!(!ids(rc.of("hostNamespaces/hostPID")).contains(&"cis-eks-1.8.0:4.2.4".to_owned()));
+    }
+
+    #[test]
+    fn declared_controls_come_first_and_once() {
+        let declared = [
+            Control { framework: "mine".into(), id: "X-1".into() },
+            Control { framework: "cis-eks-1.8.0".into(), id: "4.5.2".into() },
+        ];
+        let def = crate::checks::lookup("disallowDefaultNamespace").unwrap();
+        let rc = RuleControls::new(&declared, Some((def, None)));
+        let got = ids(rc.of(""));
+        assert_eq!(got[..2], ["mine:X-1", "cis-eks-1.8.0:4.5.2"]);
+        assert_eq!(got.iter().filter(|c| *c == "cis-eks-1.8.0:4.5.2").count(), 1);
+        let cel = RuleControls::new(&declared, None);
+        assert_eq!(ids(cel.of("anything")), ["mine:X-1", "cis-eks-1.8.0:4.5.2"]);
+    }
+
+    #[test]
+    fn compact_union_groups_by_framework_once_each() {
+        let c = |f: &str, id: &str| Control { framework: f.into(), id: id.into() };
+        let a: Arc<[Control]> = vec![c("nist-800-53-r5", "CM-7"), c("cis-eks-1.8.0", "4.2.4")].into();
+        let b: Arc<[Control]> =
+            vec![c("cis-eks-1.8.0", "4.2.1"), c("nist-800-53-r5", "CM-7"), c("mine", "X")].into();
+        assert_eq!(compact_union([&a, &a, &b]), "CIS-EKS 4.2.1,4.2.4; NIST CM-7; mine X");
+        assert_eq!(compact_union(std::iter::empty()), "");
+        let many: Arc<[Control]> = (0..200).map(|i| c("mine", &format!("CONTROL-{i}"))).collect();
+        let cut = compact_union([&many]);
+        assert!(cut.len() <= MAX_COMPACT + '…'.len_utf8() && cut.ends_with('…'), "{cut}");
+    }
+
+    #[test]
+    fn compact_ids_use_the_short_name() {
+        let c = Control { framework: "cis-eks-1.8.0".into(), id: "4.2.1".into() };
+        assert_eq!(compact(&c), "CIS-EKS 4.2.1");
+        let c = Control { framework: "mine".into(), id: "X".into() };
+        assert_eq!(compact(&c), "mine:X");
+    }
+}

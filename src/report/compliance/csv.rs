@@ -1,0 +1,109 @@
+//! CSV: one row per control and failing finding (one row with empty object columns for a control
+//! nothing fails), for spreadsheets and GRC tools.
+
+use std::io::Write;
+
+use crate::compliance::evidence::Evidence;
+
+const HEADER: [&str; 17] = [
+    "framework",
+    "framework_version",
+    "control",
+    "title",
+    "admission",
+    "coverage",
+    "status",
+    "evaluated",
+    "kind",
+    "namespace",
+    "name",
+    "location",
+    "policy",
+    "rule",
+    "mode",
+    "path",
+    "message",
+];
+
+/// A spreadsheet runs a cell starting with one of these as a formula; object names and messages
+/// come from manifests, so such a cell gets a leading `'` (OWASP's advice on CSV injection).
+fn cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() }
+}
+
+/// Writes `e` as CSV.
+pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut w = ::csv::Writer::from_writer(out);
+    w.write_record(HEADER)?;
+    for f in &e.frameworks {
+        for c in &f.controls {
+            let head = [
+                f.id.as_str(),
+                f.version.as_str(),
+                c.id.as_str(),
+                c.title.as_str(),
+                c.admission.as_str(),
+                c.coverage.as_str(),
+                c.status.as_str(),
+            ];
+            let evaluated = c.evaluated.to_string();
+            if c.failing.is_empty() {
+                let mut row: Vec<String> = head.iter().map(|s| cell(s)).collect();
+                row.push(evaluated.clone());
+                row.extend(std::iter::repeat_n(String::new(), HEADER.len() - row.len()));
+                w.write_record(&row)?;
+            }
+            for failing in &c.failing {
+                let o = &failing.object;
+                for finding in &failing.findings {
+                    let mut row: Vec<String> = head.iter().map(|s| cell(s)).collect();
+                    row.push(evaluated.clone());
+                    for s in [
+                        o.kind.as_str(),
+                        o.namespace.as_str(),
+                        o.name.as_str(),
+                        o.location.as_deref().unwrap_or_default(),
+                        finding.policy.as_str(),
+                        finding.rule.as_str(),
+                        finding.mode.as_str(),
+                        finding.path.as_str(),
+                        finding.message.as_str(),
+                    ] {
+                        row.push(cell(s));
+                    }
+                    w.write_record(&row)?;
+                }
+            }
+        }
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{PODS, evidence_of};
+    use super::*;
+
+    #[test]
+    fn one_row_per_failing_finding_and_per_clean_control() {
+        let e = evidence_of(PODS);
+        let mut out = Vec::new();
+        render(&e, &mut out).unwrap();
+        let mut r = ::csv::Reader::from_reader(out.as_slice());
+        assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), HEADER);
+        let rows: Vec<::csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        let cis_421: Vec<_> = rows.iter().filter(|r| &r[0] == "cis-eks-1.8.0" && &r[2] == "4.2.1").collect();
+        assert_eq!(cis_421.len(), 1, "{cis_421:?}");
+        assert_eq!((&cis_421[0][6], &cis_421[0][10]), ("fail", "priv"));
+        assert!(cis_421[0][15].ends_with("securityContext.privileged"));
+        let controls: usize = e.frameworks.iter().map(|f| f.controls.len()).sum();
+        assert!(rows.len() >= controls);
+    }
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_are_quoted() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("plain"), "plain");
+    }
+}
