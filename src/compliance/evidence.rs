@@ -151,13 +151,14 @@ pub struct FindingRef {
     pub fix: String,
 }
 
-/// An object failing a control.
+/// An object failing a control. The object and its findings are shared by every control they
+/// bear on (a privileged container bears on a dozen): a cluster-wide report holds each once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Failing {
     /// The object.
-    pub object: ObjectRef,
+    pub object: Arc<ObjectRef>,
     /// Its findings that bear on the control.
-    pub findings: Vec<FindingRef>,
+    pub findings: Vec<Arc<FindingRef>>,
 }
 
 /// One control in the report.
@@ -291,7 +292,7 @@ pub struct Evidence {
 pub struct Builder {
     evidence: Evidence,
     /// `(framework, control)` → its place in `evidence.frameworks`.
-    index: HashMap<(Arc<str>, Arc<str>), (usize, usize)>,
+    index: HashMap<(&'static str, &'static str), (usize, usize)>,
     /// Policy name → the controls its rules cover.
     by_policy: HashMap<Arc<str>, Vec<(usize, usize)>>,
 }
@@ -311,7 +312,7 @@ impl Builder {
                     .into_iter()
                     .enumerate()
                     .map(|(ci, c)| {
-                        index.insert((Arc::from(f.id.as_str()), Arc::from(c.control.id.as_str())), (fi, ci));
+                        index.insert((f.id.as_str(), c.control.id.as_str()), (fi, ci));
                         for b in &c.by {
                             let list = by_policy.entry(b.policy.clone()).or_default();
                             if !list.contains(&(fi, ci)) {
@@ -362,11 +363,13 @@ impl Builder {
     pub fn add(&mut self, r: &ObjectResult) {
         let o = &mut self.evidence.objects;
         o.read += 1;
-        let object = || ObjectRef {
-            kind: r.kind.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-            location: (r.file != "cluster").then(|| format!("{}:{}", r.file, r.line)),
+        let object = || {
+            Arc::new(ObjectRef {
+                kind: r.kind.clone(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                location: (r.file != "cluster").then(|| format!("{}:{}", r.file, r.line)),
+            })
         };
         if r.skipped {
             o.skipped += 1;
@@ -379,14 +382,14 @@ impl Builder {
             o.unreadable += 1;
             self.evidence.unreadable.push(Failing {
                 object: object(),
-                findings: vec![FindingRef {
+                findings: vec![Arc::new(FindingRef {
                     policy: String::new(),
                     rule: String::new(),
                     mode: Mode::Enforce,
                     path: String::new(),
                     message: reason.clone(),
                     fix: String::new(),
-                }],
+                })],
             });
             return;
         }
@@ -401,29 +404,30 @@ impl Builder {
             self.evidence.frameworks[fi].controls[ci].evaluated += 1;
         }
         // Per control, this object's findings on it.
-        let mut mine: Vec<((usize, usize), FindingRef)> = Vec::new();
+        let mut mine: Vec<((usize, usize), Arc<FindingRef>)> = Vec::new();
         for found in &r.violations {
             let v = &found.violation;
+            let mut shared: Option<Arc<FindingRef>> = None;
             for c in v.controls.iter() {
-                let key = (Arc::from(c.framework.as_str()), Arc::from(c.id.as_str()));
-                let Some(&at) = self.index.get(&key) else { continue };
-                mine.push((
-                    at,
-                    FindingRef {
+                let Some(&at) = self.index.get(&(c.framework.as_str(), c.id.as_str())) else { continue };
+                let finding = shared.get_or_insert_with(|| {
+                    Arc::new(FindingRef {
                         policy: v.policy.to_string(),
                         rule: v.rule.to_string(),
                         mode: v.mode,
                         path: v.path.to_string(),
                         message: v.message.clone(),
                         fix: v.fix.to_string(),
-                    },
-                ));
+                    })
+                });
+                mine.push((at, finding.clone()));
             }
         }
         if mine.is_empty() {
             return;
         }
         self.evidence.objects.failing += 1;
+        let object = object();
         mine.sort_by_key(|(at, _)| *at);
         let mut i = 0;
         while i < mine.len() {
@@ -431,7 +435,7 @@ impl Builder {
             let end = mine[i..].iter().position(|(a, _)| *a != at).map_or(mine.len(), |n| i + n);
             let findings = mine[i..end].iter().map(|(_, f)| f.clone()).collect();
             let control = &mut self.evidence.frameworks[at.0].controls[at.1];
-            control.failing.push(Failing { object: object(), findings });
+            control.failing.push(Failing { object: object.clone(), findings });
             // An object failing a control was in its scope, even if the finding came from a
             // policy's own declared controls.
             if in_scope.binary_search(&at).is_err() {

@@ -7,5 +7,6 @@ mod chart;
 mod check;
 mod ci;
 mod policy_safety;
+mod report;
 mod support;
 mod webhook;

@@ -92,7 +92,7 @@ fn control_row(s: &mut String, framework: &str, c: &ControlReport) {
         s.push_str(&esc(&c.title));
     } else {
         let _ = write!(s, "<details><summary>{}</summary>", esc(&c.title));
-        for f in &c.failing {
+        for f in c.failing.iter().take(super::MAX_OBJECTS_SHOWN) {
             let at = f
                 .object
                 .location
@@ -118,6 +118,13 @@ fn control_row(s: &mut String, framework: &str, c: &ControlReport) {
                 s.push_str("</li>");
             }
             s.push_str("</ul>");
+        }
+        if c.failing.len() > super::MAX_OBJECTS_SHOWN {
+            let _ = write!(
+                s,
+                "<p>… and {} more objects (the JSON and CSV reports list every one)</p>",
+                c.failing.len() - super::MAX_OBJECTS_SHOWN
+            );
         }
         s.push_str("</details>");
     }

@@ -79,7 +79,7 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
         }
         for c in f.controls.iter().filter(|c| c.status == Status::Fail) {
             let _ = writeln!(s, "\n### {} {}: {}\n", esc(&f.id), esc(&c.id), esc(&c.title));
-            for failing in &c.failing {
+            for failing in c.failing.iter().take(super::MAX_OBJECTS_SHOWN) {
                 let at =
                     failing.object.location.as_deref().map(|l| format!(" ({})", esc(l))).unwrap_or_default();
                 let _ = writeln!(s, "- {}{at}", esc(&failing.object.id()));
@@ -94,6 +94,13 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
                         esc(&x.message)
                     );
                 }
+            }
+            if c.failing.len() > super::MAX_OBJECTS_SHOWN {
+                let _ = writeln!(
+                    s,
+                    "- … and {} more objects (the JSON and CSV reports list every one)",
+                    c.failing.len() - super::MAX_OBJECTS_SHOWN
+                );
             }
         }
     }
@@ -121,5 +128,26 @@ mod tests {
         // Object names cannot break the markup.
         assert!(md.contains("Pod/shop/\\<plain & \"quoted\"\\>"), "{md}");
         assert_eq!(esc("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn long_lists_of_failing_objects_are_cut_for_people() {
+        let pods: String = (0..super::super::MAX_OBJECTS_SHOWN + 3)
+            .map(|i| {
+                format!(
+                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: shop}}\n\
+                     spec: {{containers: [{{name: a, securityContext: {{privileged: true}}}}]}}\n---\n"
+                )
+            })
+            .collect();
+        let e = evidence_of(&pods);
+        let mut out = Vec::new();
+        render(&e, &mut out).unwrap();
+        let md = String::from_utf8(out).unwrap();
+        let section = md.split("### cis-eks-1.8.0 4.2.1").nth(1).unwrap().split("\n### ").next().unwrap();
+        assert_eq!(section.matches("\n- Pod/shop/").count(), super::super::MAX_OBJECTS_SHOWN);
+        assert!(section.contains("- … and 3 more objects (the JSON and CSV reports list every one)"));
+        let c = &e.frameworks[0].controls.iter().find(|c| c.id == "4.2.1").unwrap();
+        assert_eq!(c.failing.len(), super::super::MAX_OBJECTS_SHOWN + 3);
     }
 }

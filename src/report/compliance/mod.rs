@@ -9,6 +9,11 @@ use std::io::Write;
 
 use crate::compliance::evidence::{Evidence, Source};
 
+/// Failing objects listed per control in the pages for people (HTML, Markdown); the JSON and CSV
+/// reports list every one. A cluster of thousands of failing pods would otherwise make a page
+/// no browser opens.
+pub const MAX_OBJECTS_SHOWN: usize = 100;
+
 /// Writes `evidence` as pretty JSON, with a final newline.
 pub fn json(evidence: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, evidence)?;

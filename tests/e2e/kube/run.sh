@@ -813,6 +813,50 @@ run_scenario() { # NAME FUNCTION
   fi
 }
 
+# 20. `podguard report --cluster` as a read-only user (exactly the RBAC docs/compliance.md lists):
+#     the workloads stored in the cluster are evaluated; a privileged Deployment admitted in warn
+#     mode fails CIS EKS 4.2.1, and is reported once, through the Deployment, not again through
+#     its ReplicaSet and Pod.
+scenario_report_cluster() {
+  local ns=e2e-report
+  violating_deployment_in_enforce "$ns" web
+  k apply -f - <<<"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: e2e-podguard-report}
+rules:
+  - {apiGroups: [\"\"], resources: [namespaces, pods, podtemplates, replicationcontrollers], verbs: [list]}
+  - {apiGroups: [apps], resources: [deployments, replicasets, statefulsets, daemonsets], verbs: [list]}
+  - {apiGroups: [batch], resources: [jobs, cronjobs], verbs: [list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: e2e-podguard-report}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-podguard-report}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: e2e-reporter}]"
+  expect_ok "grant the reporter list"
+  local out err rc
+  out=$(KUBECONFIG="$tmp/reporter.kubeconfig" "$PODGUARD_BIN" report --cluster --format json 2>"$tmp/report.err") &&
+    rc=0 || rc=$?
+  err=$(cat "$tmp/report.err")
+  OUT=$err
+  [ "$rc" -eq 0 ] || bad "report --cluster exited $rc"
+  expect_has "listed"
+  expect_has "deployments"
+  OUT=$out
+  jq -e '.metadata.source == {type: "cluster", cluster: "e2e", server: .metadata.source.server} and
+    (.metadata.source.server | startswith("https://127.0.0.1:"))' <<<"$out" >/dev/null ||
+    bad "the evidence does not name the cluster and its server"
+  jq -e '[.frameworks[].id] | length == 7' <<<"$out" >/dev/null || bad "not seven frameworks"
+  local failing
+  failing=$(jq -r --arg ns "$ns" '.frameworks[] | select(.id == "cis-eks-1.8.0") | .controls[] |
+    select(.id == "4.2.1") | .failing[].object | select(.namespace == $ns) | "\(.kind)/\(.name)"' <<<"$out")
+  [ "$failing" = "Deployment/web" ] || bad "4.2.1 should fail on Deployment/web alone in $ns, got: $failing"
+  # The reporter can list and nothing else.
+  kubectl --request-timeout=10s --kubeconfig "$tmp/reporter.kubeconfig" auth can-i create pods -n "$ns" >/dev/null 2>&1 &&
+    bad "the reporter may create pods: the test does not prove read-only"
+  return 0
+}
+
 # --- setup ------------------------------------------------------------------------------------
 log "--- prepare"
 prep=$("$here/prepare.sh") || die "prepare.sh failed"
@@ -852,6 +896,9 @@ echo "$token,e2e-admin,e2e-admin,system:masters" >"$tmp/tokens.csv"
 # chart's Role and ClusterRole grant (there is no token controller to issue a real SA token).
 pg_token=$(openssl rand -hex 24) || die "openssl rand failed"
 echo "$pg_token,system:serviceaccount:$POLICY_NS:podguard,podguard-sa,system:serviceaccounts" >>"$tmp/tokens.csv"
+# A user with list access only, for `podguard report --cluster` (scenario 20).
+reporter_token=$(openssl rand -hex 24) || die "openssl rand failed"
+echo "$reporter_token,e2e-reporter,e2e-reporter" >>"$tmp/tokens.csv"
 openssl genrsa -out "$tmp/sa.key" 2048 2>/dev/null || die "openssl genrsa failed"
 # The endpoint reconciler would try to publish 127.0.0.1 as the `kubernetes` service's endpoint,
 # which the API refuses (loopback); nothing here needs that service.
@@ -888,6 +935,9 @@ chmod 600 "$KUBECONFIG"
 sed -e "s/name: e2e-admin/name: podguard/; s/user: e2e-admin/user: podguard/" \
   -e "s/token: \"$token\"/token: \"$pg_token\"/" "$KUBECONFIG" >"$tmp/podguard.kubeconfig"
 chmod 600 "$tmp/podguard.kubeconfig"
+sed -e "s/name: e2e-admin/name: reporter/; s/user: e2e-admin/user: reporter/" \
+  -e "s/token: \"$token\"/token: \"$reporter_token\"/" "$KUBECONFIG" >"$tmp/reporter.kubeconfig"
+chmod 600 "$tmp/reporter.kubeconfig"
 
 apiserver_ready() {
   kill -0 "${pids[1]}" 2>/dev/null || die "kube-apiserver exited"
@@ -1011,6 +1061,8 @@ webhooks:
     scenario_policy_configmaps_validated
   run_scenario "19. 15 s API server outage: a change right after it applies within 2 s" \
     scenario_api_server_outage
+  run_scenario "20. report --cluster as a read-only user: evidence per control, owners only" \
+    scenario_report_cluster
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
