@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::checks;
 use crate::compliance::{self, coverage::Covered};
@@ -46,33 +47,39 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let mut text = String::new();
+    // Writing into a String cannot fail.
     if !list {
-        println!("{} polic{} OK", set.policies().len(), if set.policies().len() == 1 { "y" } else { "ies" });
-        return Ok(ExitCode::SUCCESS);
-    }
-    if controls {
-        print!("{}", coverage_text(&set));
-        return Ok(ExitCode::SUCCESS);
-    }
-    for p in set.policies() {
-        let mode = p.mode.map_or("enforce (default)", |m| m.as_str());
-        println!("{}  [{}; severity {}; mode {}]", p.name, p.origin, p.severity.as_str(), mode);
-        if !p.source.spec.description.is_empty() {
-            println!("    {}", p.source.spec.description.trim());
+        let n = set.policies().len();
+        let _ = writeln!(text, "{n} polic{} OK", if n == 1 { "y" } else { "ies" });
+    } else if controls {
+        text = coverage_text(&set);
+    } else {
+        for p in set.policies() {
+            let mode = p.mode.map_or("enforce (default)", |m| m.as_str());
+            let _ =
+                writeln!(text, "{}  [{}; severity {}; mode {}]", p.name, p.origin, p.severity.as_str(), mode);
+            if !p.source.spec.description.is_empty() {
+                let _ = writeln!(text, "    {}", p.source.spec.description.trim());
+            }
+            for r in &p.source.spec.rules {
+                let what = r.check.as_deref().map_or_else(|| "cel".to_owned(), |c| format!("check {c}"));
+                let _ = writeln!(text, "    rule {}: {what}", r.name);
+            }
+            if !p.controls.is_empty() {
+                let _ = writeln!(text, "    controls: {}", compliance::compact_union([&p.controls]));
+            }
         }
-        for r in &p.source.spec.rules {
-            let what = r.check.as_deref().map_or_else(|| "cel".to_owned(), |c| format!("check {c}"));
-            println!("    rule {}: {what}", r.name);
-        }
-        if !p.controls.is_empty() {
-            println!("    controls: {}", compliance::compact_union([&p.controls]));
+        let _ = writeln!(text, "\nbuilt-in checks:");
+        for d in checks::all() {
+            let _ = writeln!(text, "  {:<38} {}", d.name, d.summary);
         }
     }
-    println!("\nbuilt-in checks:");
-    for d in checks::all() {
-        println!("  {:<38} {}", d.name, d.summary);
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Per framework: the counts, then each control with how it is covered and by which rules.
@@ -92,12 +99,13 @@ fn coverage_text(set: &PolicySet) -> String {
         .collect();
         // Writing into a String cannot fail.
         let _ = writeln!(out, "{} ({} {}): {}", f.id, f.name, f.version, counts.join(", "));
+        let width = cov.controls.iter().map(|c| c.control.id.len()).max().unwrap_or(0);
         for c in &cov.controls {
             let by: Vec<String> =
                 c.by.iter().map(|b| format!("{}/{}={}", b.policy, b.rule, b.mode)).collect();
             let by = if by.is_empty() { String::new() } else { format!("  by {}", by.join(", ")) };
-            let _ =
-                writeln!(out, "  {:<28} {:<14} {}{by}", c.control.id, c.covered().as_str(), c.control.title);
+            let (id, covered, title) = (&c.control.id, c.covered().as_str(), &c.control.title);
+            let _ = writeln!(out, "  {id:<width$} {covered:<14} {title}{by}");
         }
         out.push('\n');
     }

@@ -77,6 +77,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if args.cluster && (args.admission.namespace.is_some() || !args.admission.namespace_labels.is_empty()) {
+        eprintln!(
+            "podguard: --namespace and --namespace-labels apply to manifests; with --cluster, objects and \
+             namespace labels are the cluster's"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let mut settings = settings(&args.admission);
     settings.record_applied = true;
     let meta = |source| Meta {
@@ -85,7 +92,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         policy_set_digest: evidence::digest(&set),
         policies: evidence::policies(&set),
         source,
-        exempt_namespaces: settings.exemptions.namespaces.iter().cloned().collect(),
+        exempt_namespaces: sorted(&settings.exemptions.namespaces),
+        settings: evidence::SettingsMeta {
+            default_mode: settings.default_mode,
+            namespace_mode_label: settings.namespace_mode_label,
+            exempt_runtime_classes: sorted(&settings.exemptions.runtime_classes),
+            on_error: match settings.on_error {
+                crate::admission::OnError::Deny => "deny",
+                crate::admission::OnError::Allow => "allow",
+            },
+        },
     };
     let mut failed_inputs = false;
     let evidence = if args.cluster {
@@ -111,6 +127,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for doc in &inputs.documents {
             b.add(&decide(&set, &settings, &namespaces, doc));
         }
+        for n in &inputs.not_objects {
+            b.add(&crate::report::ObjectResult::not_an_object(n));
+        }
         b.finish()
     };
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
@@ -131,11 +150,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut tmp =
                 tempfile_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
             write(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
+            // A report is for others to read (CI artifacts, auditors): not the temporary
+            // file's owner-only mode.
+            readable(tmp.as_file()).with_context(|| format!("writing {}", path.display()))?;
             tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
         }
         None => write(&mut std::io::stdout().lock()).context("writing the report")?,
     }
     Ok(ExitCode::from(if failed_inputs { 2 } else { 0 }))
+}
+
+fn sorted(set: &std::collections::HashSet<String>) -> Vec<String> {
+    let mut v: Vec<String> = set.iter().cloned().collect();
+    v.sort_unstable();
+    v
+}
+
+#[cfg(unix)]
+fn readable(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn readable(_: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn tempfile_in(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
@@ -182,7 +221,7 @@ fn from_cluster(
         eprintln!("podguard: reading namespaces from {server}");
         let labels = crate::source::inventory::namespaces(&client)
             .await
-            .map_err(|e| anyhow::anyhow!("--cluster: listing namespaces at {server}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--cluster: listing namespaces at {server}: {}", said(&e)))?;
         let namespaces = Namespaces::from_map(labels);
         let cluster = args.cluster_name.clone().or(known_name);
         let mut b = Builder::new(set, meta(Source::Cluster { cluster, server: server.clone() }));
@@ -205,12 +244,21 @@ fn from_cluster(
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("--cluster: listing workloads at {server}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--cluster: listing workloads at {server}: {}", said(&e)))?;
         let total: usize = listed.reported.values().sum();
         eprintln!(
-            "podguard: evaluated {total} objects ({} owned by a reported controller left out)",
+            "podguard: listed {total} objects to report ({} owned by a reported controller left out)",
             listed.owned
         );
         Ok(b.finish())
     })
+}
+
+/// What the API server said, in one line: its own message for a refusal (`pods is forbidden:
+/// User "x" cannot list ...`), kube's text otherwise.
+fn said(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => other.to_string(),
+    }
 }

@@ -106,6 +106,22 @@ pub struct Meta {
     pub source: Source,
     /// Namespaces left out, as the webhook leaves them out.
     pub exempt_namespaces: Vec<String>,
+    /// The other settings that change what is decided.
+    pub settings: SettingsMeta,
+}
+
+/// The admission settings a report was made with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsMeta {
+    /// Mode of namespaces without a mode label.
+    pub default_mode: Mode,
+    /// Whether the `podguard.dev/mode` namespace label was honoured.
+    pub namespace_mode_label: bool,
+    /// `runtimeClassName`s left out.
+    pub exempt_runtime_classes: Vec<String>,
+    /// `deny` or `allow`: the answer for an object unreadable as its kind.
+    pub on_error: &'static str,
 }
 
 /// The object a finding is about.
@@ -142,6 +158,9 @@ pub struct FindingRef {
     pub rule: String,
     /// The mode it has at admission in the object's namespace.
     pub mode: Mode,
+    /// Other policies that found the same thing (both Pod Security levels).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     /// The field.
     pub path: String,
     /// What is wrong.
@@ -386,6 +405,7 @@ impl Builder {
                     policy: String::new(),
                     rule: String::new(),
                     mode: Mode::Enforce,
+                    also: Vec::new(),
                     path: String::new(),
                     message: reason.clone(),
                     fix: String::new(),
@@ -415,6 +435,7 @@ impl Builder {
                         policy: v.policy.to_string(),
                         rule: v.rule.to_string(),
                         mode: v.mode,
+                        also: v.also.iter().map(|p| p.to_string()).collect(),
                         path: v.path.to_string(),
                         message: v.message.clone(),
                         fix: v.fix.to_string(),
@@ -450,10 +471,12 @@ impl Builder {
         for f in &mut self.evidence.frameworks {
             let mut counts = Counts::default();
             for c in &mut f.controls {
-                c.status = if c.admission == Admission::None {
-                    Status::NotDecidable
-                } else if !c.failing.is_empty() {
+                // A control admission cannot decide still fails when a policy's author claimed it
+                // for a rule that found something.
+                c.status = if !c.failing.is_empty() {
                     Status::Fail
+                } else if c.admission == Admission::None {
+                    Status::NotDecidable
                 } else if c.rules.is_empty() {
                     Status::NotCovered
                 } else if c.evaluated == 0 {
@@ -469,10 +492,13 @@ impl Builder {
     }
 }
 
-/// `sha256:<hex>` of the policy set: each policy document as loaded, in order, as JSON.
+/// `sha256:<hex>` of the policy set: each policy document as loaded, as JSON, in name order (the
+/// order sources were given in does not change what is decided).
 pub fn digest(set: &PolicySet) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for p in set.policies() {
+    let mut policies: Vec<_> = set.policies().iter().collect();
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    for p in policies {
         // Serializing a policy document cannot fail: it came from JSON-compatible YAML.
         let json = serde_json::to_vec(&p.source).unwrap_or_default();
         ctx.update(&(json.len() as u64).to_be_bytes());

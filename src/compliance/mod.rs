@@ -113,15 +113,6 @@ impl RuleControls {
     }
 }
 
-/// `CIS-EKS 4.2.1`: a control named with its framework's short name, for answers the API server
-/// keeps short; a framework podguard has no catalogue of keeps its full id (`my-framework:ID`).
-pub fn compact(c: &Control) -> String {
-    match framework(&c.framework) {
-        Some(f) => format!("{} {}", f.short, c.id),
-        None => format!("{}:{}", c.framework, c.id),
-    }
-}
-
 /// Longest [`compact_union`], in bytes: answers stay small whatever a policy declares.
 pub const MAX_COMPACT: usize = 480;
 
@@ -239,13 +230,5 @@ mod tests {
         let many: Arc<[Control]> = (0..200).map(|i| c("mine", &format!("CONTROL-{i}"))).collect();
         let cut = compact_union([&many]);
         assert!(cut.len() <= MAX_COMPACT + '…'.len_utf8() && cut.ends_with('…'), "{cut}");
-    }
-
-    #[test]
-    fn compact_ids_use_the_short_name() {
-        let c = Control { framework: "cis-eks-1.8.0".into(), id: "4.2.1".into() };
-        assert_eq!(compact(&c), "CIS-EKS 4.2.1");
-        let c = Control { framework: "mine".into(), id: "X".into() };
-        assert_eq!(compact(&c), "mine:X");
     }
 }

@@ -263,10 +263,17 @@ fn known_control(c: &Control) -> Result<(), String> {
     let near = f
         .controls
         .iter()
-        .map(|k| (strsim::levenshtein(&k.id, &c.id), &k.id))
+        // Of equally near ids, the one sharing the longest start, then the nearest where they
+        // part (`4.2.6` means `4.2.5`, not `4.1.6` or `4.2.1`).
+        .map(|k| {
+            let shared = k.id.bytes().zip(c.id.bytes()).take_while(|(a, b)| a == b).count();
+            let at = |s: &str| s.as_bytes().get(shared).copied().unwrap_or(0);
+            let apart = at(&k.id).abs_diff(at(&c.id));
+            (strsim::levenshtein(&k.id, &c.id), std::cmp::Reverse(shared), apart, &k.id)
+        })
         .min()
-        .filter(|(d, _)| *d <= 2)
-        .map(|(_, id)| format!(" (did you mean `{id}`?)"))
+        .filter(|(d, ..)| *d <= 2)
+        .map(|(.., id)| format!(" (did you mean `{id}`?)"))
         .unwrap_or_default();
     Err(format!(
         "{} {} has no control `{}`{near}; its catalogue is in docs/controls.md",
@@ -451,5 +458,16 @@ mod tests {
         assert!(v[0].message.ends_with("xx…"), "{}", &v[0].message[1000..]);
         assert_eq!(bounded("short".into(), 10), "short");
         assert_eq!(bounded("é".repeat(20), 10), format!("{}…", "é".repeat(10)));
+    }
+
+    #[test]
+    fn controls_of_known_frameworks_must_exist_with_a_near_suggestion() {
+        let c = |f: &str, id: &str| Control { framework: f.into(), id: id.into() };
+        assert_eq!(known_control(&c("cis-eks-1.8.0", "4.2.1")), Ok(()));
+        assert_eq!(known_control(&c("my-own-framework", "anything")), Ok(()));
+        let e = known_control(&c("cis-eks-1.8.0", "4.2.6")).unwrap_err();
+        assert!(e.contains("has no control `4.2.6` (did you mean `4.2.5`?)"), "{e}");
+        let e = known_control(&c("nist-800-53-r5", "XX-99")).unwrap_err();
+        assert!(!e.contains("did you mean"), "{e}");
     }
 }

@@ -126,6 +126,11 @@ fn the_digest_names_the_policy_set() {
     let digest = |r: &Value| r["metadata"]["policySetDigest"].as_str().unwrap().to_owned();
     assert_eq!(digest(&library), digest(&again));
     assert_ne!(digest(&library), digest(&one));
+    // The order sources are given in decides nothing, so it does not change the digest.
+    let (a, b) = (path("policies/pod-security-baseline.yaml"), path("policies/disallow-latest-tag.yaml"));
+    let (_, ab) = report(&["--policies", &a, "--policies", &b, &workloads]);
+    let (_, ba) = report(&["--policies", &b, "--policies", &a, &workloads]);
+    assert_eq!(digest(&ab), digest(&ba));
     // With baseline alone, restricted's controls are not covered.
     assert_eq!(control(&one, "cis-eks-1.8.0", "4.2.5")["status"], "not-covered");
     assert_eq!(control(&one, "cis-eks-1.8.0", "4.2.1")["status"], "fail");
@@ -145,6 +150,12 @@ fn html_is_one_well_formed_page_with_the_summary_and_every_control() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(o.stdout.is_empty());
+    // For others to read: a CI artifact, an auditor's copy.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o644);
+    }
     let page = std::fs::read_to_string(&file).unwrap();
     let doc = roxmltree::Document::parse_with_options(
         &page,
@@ -221,4 +232,11 @@ fn policies_list_controls_shows_coverage_per_framework() {
         |id: &str| text.lines().find(|l| l.trim_start().starts_with(&format!("{id} "))).unwrap().to_owned();
     assert!(row("4.4.1").contains("warned"), "{}", row("4.4.1"));
     assert!(row("5.1.4").contains("not-covered"), "{}", row("5.1.4"));
+}
+
+#[test]
+fn namespace_flags_are_refused_with_cluster() {
+    let o = podguard(&["report", "--cluster", "--namespace", "shop"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("apply to manifests"), "{}", err(&o));
 }

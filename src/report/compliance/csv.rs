@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::compliance::evidence::Evidence;
 
-const HEADER: [&str; 17] = [
+const HEADER: [&str; 18] = [
     "framework",
     "framework_version",
     "control",
@@ -23,12 +23,15 @@ const HEADER: [&str; 17] = [
     "mode",
     "path",
     "message",
+    "fix",
 ];
 
 /// A spreadsheet runs a cell starting with one of these as a formula; object names and messages
 /// come from manifests, so such a cell gets a leading `'` (OWASP's advice on CSV injection).
+/// Standard input's location, `-:LINE`, is left as is: no spreadsheet reads it as a formula.
 fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() }
+    let stdin = s.strip_prefix("-:").is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !stdin { format!("'{s}") } else { s.to_owned() }
 }
 
 /// Writes `e` as CSV.
@@ -68,6 +71,7 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
                         finding.mode.as_str(),
                         finding.path.as_str(),
                         finding.message.as_str(),
+                        finding.fix.as_str(),
                     ] {
                         row.push(cell(s));
                     }
@@ -105,5 +109,7 @@ mod tests {
         assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(cell("-1"), "'-1");
         assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("-:12"), "-:12");
+        assert_eq!(cell("-:1+1"), "'-:1+1");
     }
 }

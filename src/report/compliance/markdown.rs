@@ -40,6 +40,13 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
     if !m.exempt_namespaces.is_empty() {
         let _ = writeln!(s, "- Exempt namespaces: {}", esc(&m.exempt_namespaces.join(", ")));
     }
+    if !e.unreadable.is_empty() {
+        let _ = writeln!(s, "\n## Objects that could not be evaluated\n");
+        for u in &e.unreadable {
+            let why = u.findings.first().map(|f| f.message.as_str()).unwrap_or_default();
+            let _ = writeln!(s, "- {}: {}", esc(&u.object.id()), esc(why));
+        }
+    }
     let _ = writeln!(s, "\n## Summary\n");
     let _ =
         writeln!(s, "| framework | version | fail | pass | not applicable | not covered | not decidable |");

@@ -48,6 +48,12 @@ pub(crate) mod tests {
             policies: policies(&set),
             source: Source::Manifests { paths: vec!["m.yaml".into()] },
             exempt_namespaces: vec!["kube-system".into()],
+            settings: crate::compliance::evidence::SettingsMeta {
+                default_mode: crate::policy::Mode::Enforce,
+                namespace_mode_label: true,
+                exempt_runtime_classes: Vec::new(),
+                on_error: "deny",
+            },
         };
         let mut b = Builder::new(&set, meta);
         for d in &inputs.documents {
