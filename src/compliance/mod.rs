@@ -13,7 +13,8 @@ pub mod evidence;
 pub use catalogue::{Admission, Framework, FrameworkControl, catalogues, framework};
 pub use coverage::{Coverage, coverage};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use crate::policy::Control;
 
@@ -116,39 +117,50 @@ impl RuleControls {
 /// Longest [`compact_union`], in bytes: answers stay small whatever a policy declares.
 pub const MAX_COMPACT: usize = 480;
 
+/// Where each catalogue control is: `(framework, control)` positions, and the framework's short
+/// name, looked up once per control of an answer instead of scanning the catalogues.
+static PLACES: LazyLock<HashMap<(&'static str, &'static str), (u16, u16, &'static str)>> =
+    LazyLock::new(|| {
+        let mut map = HashMap::new();
+        for (fi, f) in catalogues().iter().enumerate() {
+            for (ci, c) in f.controls.iter().enumerate() {
+                // Catalogues are small (tens of controls); the casts cannot truncate.
+                map.insert((f.id.as_str(), c.id.as_str()), (fi as u16, ci as u16, f.short.as_str()));
+            }
+        }
+        map
+    });
+
 /// The controls of several violations, each once, grouped by framework in catalogue order:
-/// `CIS-EKS 4.2.1,4.2.4; NIST AC-6,CM-7`. Violations of one rule share their list, so lists are
-/// compared by pointer before their controls are. Cut at [`MAX_COMPACT`] with `…`.
+/// `CIS-EKS 4.2.1,4.2.4; NIST AC-6,CM-7`. This runs for every refusal and every decision logged:
+/// lists are compared by pointer, then by content (the two Pod Security levels carry equal lists
+/// for one finding), and controls are placed by one hash lookup each and sorted, never compared
+/// pairwise. Cut at [`MAX_COMPACT`] with `…`.
 pub fn compact_union<'a>(lists: impl IntoIterator<Item = &'a Arc<[Control]>>) -> String {
     let mut distinct: Vec<&Arc<[Control]>> = Vec::new();
     for l in lists {
-        if !l.is_empty() && !distinct.iter().any(|d| Arc::ptr_eq(d, l)) {
+        if !l.is_empty() && !distinct.iter().any(|d| Arc::ptr_eq(d, l) || ***d == **l) {
             distinct.push(l);
         }
     }
-    let mut all: Vec<&Control> = Vec::new();
-    for c in distinct.iter().flat_map(|l| l.iter()) {
-        if !all.contains(&c) {
-            all.push(c);
-        }
-    }
-    if all.is_empty() {
+    if distinct.is_empty() {
         return String::new();
     }
-    let place = |c: &Control| {
-        let cats = catalogues();
-        match cats.iter().position(|f| f.id == c.framework) {
-            Some(fi) => (fi, cats[fi].controls.iter().position(|k| k.id == c.id).unwrap_or(usize::MAX)),
-            None => (cats.len(), usize::MAX),
-        }
-    };
-    let mut keyed: Vec<((usize, usize), &Control)> = all.into_iter().map(|c| (place(c), c)).collect();
-    // Stable: controls of other frameworks keep their order among themselves.
-    keyed.sort_by_key(|(k, _)| *k);
+    // Known controls sort by catalogue place; a framework without a catalogue comes after them,
+    // by name, so the text is the same whatever order the violations came in.
+    let mut keyed: Vec<((u16, u16), &str, &Control)> = distinct
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(|c| match PLACES.get(&(c.framework.as_str(), c.id.as_str())) {
+            Some(&(fi, ci, short)) => ((fi, ci), short, c),
+            None => ((u16::MAX, u16::MAX), c.framework.as_str(), c),
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
+    keyed.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
     let mut out = String::new();
     let mut last: Option<&str> = None;
-    for (_, c) in keyed {
-        let name = framework(&c.framework).map_or(c.framework.as_str(), |f| f.short.as_str());
+    for (_, name, c) in keyed {
         if last == Some(name) {
             out.push(',');
         } else {

@@ -189,7 +189,12 @@ impl Violation {
             self.also.push(other.policy);
         }
         self.severity = self.severity.max(other.severity);
-        if other.controls.iter().any(|c| !self.controls.contains(c)) {
+        // Nearly always the same list (both Pod Security levels map a part alike): compared
+        // whole before control by control.
+        if !Arc::ptr_eq(&self.controls, &other.controls)
+            && *self.controls != *other.controls
+            && other.controls.iter().any(|c| !self.controls.contains(c))
+        {
             let mut all = self.controls.to_vec();
             all.extend(other.controls.iter().filter(|c| !self.controls.contains(c)).cloned());
             self.controls = all.into();
