@@ -117,19 +117,21 @@ impl RuleControls {
 /// Longest [`compact_union`], in bytes: answers stay small whatever a policy declares.
 pub const MAX_COMPACT: usize = 480;
 
-/// Where each catalogue control is: `(framework, control)` positions, and the framework's short
-/// name, looked up once per control of an answer instead of scanning the catalogues.
-static PLACES: LazyLock<HashMap<(&'static str, &'static str), (u16, u16, &'static str)>> =
-    LazyLock::new(|| {
-        let mut map = HashMap::new();
-        for (fi, f) in catalogues().iter().enumerate() {
-            for (ci, c) in f.controls.iter().enumerate() {
-                // Catalogues are small (tens of controls); the casts cannot truncate.
-                map.insert((f.id.as_str(), c.id.as_str()), (fi as u16, ci as u16, f.short.as_str()));
-            }
+/// `(framework id, control id)` → `(framework place, control place, short name)`.
+type Places = HashMap<(&'static str, &'static str), (u16, u16, &'static str)>;
+
+/// Where each catalogue control is, and its framework's short name: looked up once per control of
+/// an answer instead of scanning the catalogues.
+static PLACES: LazyLock<Places> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for (fi, f) in catalogues().iter().enumerate() {
+        for (ci, c) in f.controls.iter().enumerate() {
+            // Catalogues are small (tens of controls); the casts cannot truncate.
+            map.insert((f.id.as_str(), c.id.as_str()), (fi as u16, ci as u16, f.short.as_str()));
         }
-        map
-    });
+    }
+    map
+});
 
 /// The controls of several violations, each once, grouped by framework in catalogue order:
 /// `CIS-EKS 4.2.1,4.2.4; NIST AC-6,CM-7`. This runs for every refusal and every decision logged:
