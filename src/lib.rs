@@ -9,10 +9,11 @@
 //! ```
 //!
 //! Pure modules (no IO): [`object`], [`subject`], [`context`], [`policy`], [`checks`], [`cel`],
-//! [`admission`], [`report`], [`compliance`]. IO lives in [`input`], [`source`], [`server`], [`cli`],
+//! [`admission`], [`audit`], [`report`], [`compliance`]. IO lives in [`input`], [`source`], [`server`], [`cli`],
 //! [`telemetry`] and [`metrics`].
 
 pub mod admission;
+pub mod audit;
 pub mod cel;
 pub mod checks;
 pub mod cli;

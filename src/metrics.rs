@@ -5,6 +5,7 @@
 //! `&'static str`, policy names are the set's own `Arc<str>` (as many as policies ever loaded);
 //! never a namespace, user or object name, which would grow without limit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,8 @@ struct ViolationLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// The background audit, read at each scrape once it runs.
+    audit: Arc<std::sync::OnceLock<crate::source::audit::Audit>>,
     requests: Family<RequestLabels, Counter>,
     duration: Histogram,
     violations: Family<ViolationLabels, Counter>,
@@ -136,7 +139,14 @@ impl Metrics {
             namespace_fetches.clone(),
         );
         registry.register_collector(Box::new(PolicyCount(store)));
-        Self { registry, requests, duration, violations, load_errors, namespace_fetches }
+        let audit = Arc::new(std::sync::OnceLock::new());
+        registry.register_collector(Box::new(AuditCollector(audit.clone())));
+        Self { registry, audit, requests, duration, violations, load_errors, namespace_fetches }
+    }
+
+    /// Exposes the background audit's results at each scrape.
+    pub fn watch_audit(&self, audit: crate::source::audit::Audit) {
+        let _ = self.audit.set(audit);
     }
 
     /// Records one answered admission request.
@@ -188,6 +198,67 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Series of `podguard_audit_violations` at most: past it, the rest are summed under namespace
+/// `(other)`, so a cluster of thousands of namespaces cannot flood Prometheus.
+pub const MAX_AUDIT_SERIES: usize = 2000;
+
+#[derive(Debug)]
+struct AuditCollector(Arc<std::sync::OnceLock<crate::source::audit::Audit>>);
+
+impl Collector for AuditCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(audit) = self.0.get() else { return Ok(()) };
+        let (counts, objects, dropped, first) = {
+            let a = audit.lock();
+            (a.counts(), a.len(), a.dropped(), a.first_audit())
+        };
+        let mut metric = encoder.encode_descriptor(
+            "podguard_audit_violations",
+            "Findings on objects already in the cluster, by policy, rule and namespace (the background audit)",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut other: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for (i, ((policy, rule, ns), n)) in counts.iter().enumerate() {
+            if i < MAX_AUDIT_SERIES {
+                let labels = [("policy", &**policy), ("rule", &**rule), ("namespace", ns.as_str())];
+                ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX))
+                    .encode(metric.encode_family(&labels)?)?;
+            } else {
+                *other.entry((policy, rule)).or_default() += n;
+            }
+        }
+        for ((policy, rule), n) in other {
+            let labels = [("policy", policy), ("rule", rule), ("namespace", "(other)")];
+            ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)).encode(metric.encode_family(&labels)?)?;
+        }
+        let held = encoder.encode_descriptor(
+            "podguard_audit_objects",
+            "Objects the background audit holds and judges",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(objects).unwrap_or(i64::MAX)).encode(held)?;
+        let not_held = encoder.encode_descriptor(
+            "podguard_audit_dropped_objects",
+            "Objects not held because the audit's object limit was reached",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(dropped).unwrap_or(i64::MAX)).encode(not_held)?;
+        if let Some(took) = first {
+            let d = encoder.encode_descriptor(
+                "podguard_audit_first_duration_seconds",
+                "How long the first full audit took (every kind listed and judged)",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(took.as_secs_f64()).encode(d)?;
+        }
+        Ok(())
     }
 }
 

@@ -89,6 +89,17 @@ pub struct Args {
     /// KUBECONFIG). Without it and without --policies, the built-in library is used.
     #[arg(long, env = "PODGUARD_CONFIGMAPS")]
     pub configmaps: bool,
+    /// With --configmaps, audit what already runs: watch every workload kind cluster-wide, judge
+    /// each object as admission would, serve the results on the metrics port (`GET /report`)
+    /// and as metrics. true or false.
+    #[arg(
+        long,
+        env = "PODGUARD_AUDIT",
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub audit: bool,
     /// Namespace of the policy ConfigMaps (default: $POD_NAMESPACE, else podguard-system).
     #[arg(long, env = "PODGUARD_POLICY_NAMESPACE", value_name = "NS")]
     pub policy_namespace: Option<String>,
@@ -147,6 +158,8 @@ pub struct Plan {
     pub configmaps: Option<ConfigMapOptions>,
     /// Decision settings.
     pub settings: Settings,
+    /// Run the background audit (with --configmaps).
+    pub audit: bool,
 }
 
 /// A flag value that cannot be used.
@@ -257,6 +270,7 @@ impl Plan {
             },
             tls,
             policies: args.policies,
+            audit: args.configmaps && args.audit,
             configmaps: args.configmaps.then(|| ConfigMapOptions {
                 namespace: args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),
                 selector: args.policy_selector.clone(),
@@ -424,6 +438,8 @@ async fn serve(
     let readiness = Arc::new(Readiness::default());
     // Kept alive for the life of the server: dropping it stops the watches.
     let mut _cluster = None;
+    let mut audit = None;
+    let mut _audit_tasks = Vec::new();
     let namespaces: Arc<dyn NamespaceLabels> = match cluster {
         Some((opts, client)) => {
             let hook_metrics = metrics.clone();
@@ -431,7 +447,7 @@ async fn serve(
                 hook_metrics.policy_load_failed()
             });
             tracing::info!(namespace = %opts.namespace, selector = %opts.selector, "watching policy ConfigMaps");
-            let sources = cluster::start(client, Some(opts), store.clone(), hook).await;
+            let sources = cluster::start(client.clone(), Some(opts), store.clone(), hook).await;
             let cluster_ready = sources.readiness().clone();
             let ready = readiness.clone();
             tokio::spawn(async move {
@@ -439,6 +455,18 @@ async fn serve(
                     ready.policies_loaded();
                 }
             });
+            if plan.audit {
+                let (a, tasks) = crate::source::audit::start(
+                    client.clone(),
+                    store.clone(),
+                    sources.namespaces().clone(),
+                    plan.settings.clone(),
+                )
+                .await;
+                metrics.watch_audit(a.clone());
+                audit = Some(a);
+                _audit_tasks = tasks;
+            }
             let cache = Arc::new(sources.namespaces().clone());
             _cluster = Some(sources);
             cache
@@ -455,6 +483,7 @@ async fn serve(
         namespaces,
         readiness,
         large_reviews: server::LargeReviews::for_max_body(plan.options.max_body_bytes),
+        audit,
     }));
     let server = Server::bind(plan.options.clone(), state, certs).await?;
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -154,6 +154,8 @@ pub struct Shared {
     pub readiness: Arc<Readiness>,
     /// Kibibytes of large requests in evaluation at once ([`LargeReviews`]).
     pub large_reviews: LargeReviews,
+    /// The background audit, for `GET /report`, when it runs.
+    pub audit: Option<crate::source::audit::Audit>,
 }
 
 /// The budget of large requests (over [`LargeReviews::INLINE_BYTES`]) in evaluation at once,

@@ -339,7 +339,42 @@ async fn readyz(Extract(state): Extract<State>) -> Response {
 
 /// The metrics router: Prometheus text and the policy listing, plain HTTP.
 pub fn metrics_router(state: State) -> Router {
-    Router::new().route("/metrics", get(metrics)).route("/policies", get(policies)).with_state(state)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/policies", get(policies))
+        .route("/report", get(report))
+        .with_state(state)
+}
+
+/// `GET /report[?namespace=NS]`: what the background audit found, per namespace and object, with
+/// the mode each finding has at admission now and the one it would have if the namespace
+/// enforced. 404 when the audit does not run.
+async fn report(
+    Extract(state): Extract<State>,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let Some(audit) = state.audit.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the audit does not run (it needs --configmaps; --audit false turns it off)\n",
+        )
+            .into_response();
+    };
+    // A snapshot of a large cluster takes a while to build: off the async workers.
+    let built = tokio::task::spawn_blocking(move || {
+        let a = audit.lock();
+        serde_json::to_vec(&a.snapshot(q.namespace.as_deref(), audit.kinds(), |ns| audit.labels(ns)))
+    })
+    .await;
+    match built {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot build the report\n").into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ReportQuery {
+    namespace: Option<String>,
 }
 
 async fn metrics(Extract(state): Extract<State>) -> Response {
@@ -435,6 +470,7 @@ mod tests {
             readiness.policies_loaded();
         }
         State(Arc::new(Shared {
+            audit: None,
             metrics: Arc::new(Metrics::new(store.clone())),
             store,
             settings: Settings::default(),
@@ -654,6 +690,13 @@ mod tests {
         assert!(
             r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("no-latest-tag"))
         );
+    }
+
+    #[tokio::test]
+    async fn report_is_404_without_the_audit() {
+        let (status, body) = call(metrics_router(state()), Method::GET, "/report", Vec::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("--configmaps"), "{body}");
     }
 
     #[tokio::test]

@@ -15,15 +15,15 @@ use serde_json::Value;
 const PAGE: u32 = 500;
 
 /// A kind to list: group, versions to try newest first, kind, plural.
-struct Kind {
-    group: &'static str,
-    versions: &'static [&'static str],
-    kind: &'static str,
-    plural: &'static str,
+pub(crate) struct Kind {
+    pub(crate) group: &'static str,
+    pub(crate) versions: &'static [&'static str],
+    pub(crate) kind: &'static str,
+    pub(crate) plural: &'static str,
 }
 
 /// Every kind whose objects hold a pod spec, owners before what they own.
-const KINDS: &[Kind] = &[
+pub(crate) const KINDS: &[Kind] = &[
     Kind { group: "batch", versions: &["v1", "v1beta1"], kind: "CronJob", plural: "cronjobs" },
     Kind { group: "apps", versions: &["v1"], kind: "Deployment", plural: "deployments" },
     Kind { group: "apps", versions: &["v1"], kind: "StatefulSet", plural: "statefulsets" },
@@ -36,7 +36,7 @@ const KINDS: &[Kind] = &[
 ];
 
 /// Whether `meta`'s controller is a kind listed here, so the object is reported through it.
-fn owned_by_listed_controller(meta: &Value) -> bool {
+pub(crate) fn owned_by_listed_controller(meta: &Value) -> bool {
     let Some(owners) = meta.get("ownerReferences").and_then(Value::as_array) else { return false };
     owners.iter().any(|o| {
         o.get("controller").and_then(Value::as_bool) == Some(true)

@@ -5,6 +5,7 @@
 //! policies, and the error is kept for `/policies`, logs and metrics. Every change rebuilds the
 //! whole set and swaps it atomically, so a request sees either the old set or the new one.
 
+pub mod audit;
 pub mod cluster;
 pub mod configmaps;
 pub mod embedded;

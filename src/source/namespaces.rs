@@ -14,7 +14,7 @@
 //! the result is cached until the watch brings the namespace itself.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ struct Inner {
     map: RwLock<Map>,
     ready: AtomicBool,
     fetcher: Option<Fetcher>,
+    /// Bumped whenever a namespace's labels change, appear or go: the audit judges again.
+    generation: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,11 @@ impl NamespaceCache {
     /// the labels last seen are still served.
     pub fn ready(&self) -> bool {
         self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// A number that changes whenever some namespace's labels change, appear or go.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
     }
 
     /// How many namespaces the cache holds.
@@ -126,7 +133,13 @@ impl NamespaceCache {
                 (name.to_owned(), Arc::new(labels))
             })
             .collect();
-        Self { inner: Arc::new(Inner { map: RwLock::new(map), ready: AtomicBool::new(true), fetcher: None }) }
+        Self {
+            inner: Arc::new(Inner {
+                map: RwLock::new(map),
+                ready: AtomicBool::new(true),
+                ..Inner::default()
+            }),
+        }
     }
 }
 
@@ -168,16 +181,22 @@ impl NamespaceWriter {
             watcher::Event::InitDone => {
                 let map = self.relist.take().unwrap_or_default();
                 *self.write() = map;
+                self.changed();
                 self.cache.inner.ready.store(true, Ordering::Release);
                 return true;
             }
             watcher::Event::Apply(ns) => {
                 let (name, labels) = entry(ns);
+                let before = self.cache.labels(&name);
                 let shared = self.shared(&name, labels);
+                if before.is_none_or(|b| !Arc::ptr_eq(&b, &shared)) {
+                    self.changed();
+                }
                 self.write().insert(name, shared);
             }
             watcher::Event::Delete(ns) => {
                 self.write().remove(&ns.name_any());
+                self.changed();
             }
         }
         false
@@ -190,6 +209,10 @@ impl NamespaceWriter {
             Some(current) if *current == labels => current,
             _ => Arc::new(labels),
         }
+    }
+
+    fn changed(&self) {
+        self.cache.inner.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Map> {
@@ -252,6 +275,24 @@ mod tests {
             },
             _phantom: std::marker::PhantomData,
         }
+    }
+
+    #[test]
+    fn the_generation_moves_when_labels_change_and_only_then() {
+        let (cache, mut writer) = cache(None);
+        let g0 = cache.generation();
+        writer.apply(watcher::Event::Init);
+        writer.apply(watcher::Event::InitApply(ns("prod", &[("podguard.dev/mode", "warn")])));
+        writer.apply(watcher::Event::InitDone);
+        let g1 = cache.generation();
+        assert!(g1 > g0, "a list swapped in");
+        writer.apply(watcher::Event::Apply(ns("prod", &[("podguard.dev/mode", "warn")])));
+        assert_eq!(cache.generation(), g1, "same labels: the audit has nothing to judge again");
+        writer.apply(watcher::Event::Apply(ns("prod", &[("podguard.dev/mode", "enforce")])));
+        let g2 = cache.generation();
+        assert!(g2 > g1);
+        writer.apply(watcher::Event::Delete(ns("prod", &[])));
+        assert!(cache.generation() > g2);
     }
 
     #[test]

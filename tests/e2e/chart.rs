@@ -308,7 +308,19 @@ fn rbac_grants_what_serve_needs_and_nothing_more() {
         ]
     );
     let cluster_role: ClusterRole = rendered.typed("ClusterRole");
-    assert_eq!(cluster_role.rules.unwrap(), [rule(&[""], &["namespaces"], &["get", "list", "watch"])]);
+    let namespaces = rule(&[""], &["namespaces"], &["get", "list", "watch"]);
+    // The background audit (on by default): read-only, every kind that holds a pod spec.
+    let audit = [
+        rule(&[""], &["pods", "podtemplates", "replicationcontrollers"], &["list", "watch"]),
+        rule(&["apps"], &["deployments", "replicasets", "statefulsets", "daemonsets"], &["list", "watch"]),
+        rule(&["batch"], &["jobs", "cronjobs"], &["list", "watch"]),
+    ];
+    let mut want = vec![namespaces.clone()];
+    want.extend(audit);
+    assert_eq!(cluster_role.rules.unwrap(), want);
+    assert!(pod_spec(&rendered).containers[0].args.as_ref().unwrap().contains(&"--audit=true".to_owned()));
+    let without: ClusterRole = render(&["--set", "audit.enabled=false"]).typed("ClusterRole");
+    assert_eq!(without.rules.unwrap(), [namespaces]);
     let subject = json!([{"kind": "ServiceAccount", "name": "podguard", "namespace": NAMESPACE}]);
     let binding: RoleBinding =
         serde_json::from_value(rendered.named("RoleBinding", "podguard").clone()).unwrap();

@@ -6,7 +6,11 @@
 #     under $PODGUARD_E2E_CACHE/bin (kubectl as kubectl-1.20: the suite's own kubectl is current;
 #     the old one is for `kubectl debug`, whose request shape changed in 1.22)
 #   - kubectl and helm, through scripts/tools.sh
-# Idempotent: a second run finds the cached binary and returns in a second or two.
+#   - two fixes applied to the unpacked source before `make`, without which this 1.20 built with
+#     Go 1.19 cannot serve custom resources (see patch_control_plane_source below)
+# Idempotent: a second run finds the cached binary and returns in a second or two. Cached
+# binaries whose $PODGUARD_E2E_CACHE/bin/build-id is not $build_id (older builds have none) are
+# treated as missing and rebuilt.
 # KUBE_APISERVER + KUBE_CONTROLLER_MANAGER + KUBECTL_1_20 / ETCD pointing at existing binaries
 # skip the build / the etcd package. Prints `KUBE_APISERVER=...`, `KUBE_CONTROLLER_MANAGER=...`,
 # `KUBECTL_1_20=...` and `ETCD=...` on stdout as its last lines; progress goes to stderr.
@@ -22,12 +26,20 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_() { sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
 
 mkdir -p "$cache/bin"
-# The control-plane binaries this suite runs; both come from one build.
+# The control-plane binaries this suite runs; all three come from one build.
 binaries=(kube-apiserver kube-controller-manager kubectl)
+# What the cached binaries were built from: the source package plus the fixes that
+# patch_control_plane_source applies. Written to $cache/bin/build-id after a build; cached binaries
+# with another (or no) build-id are rebuilt. Bump it whenever those fixes or the build change.
+#   (none) the plain Debian source: crashes on custom resources, refuses "" in them
+#   2      + reflect2 1.0.2 from Debian, kube-openapi's typeValidator zero-value check removed
+build_id="podguard-e2e-2"
+cached_build_id() { cat "$cache/bin/build-id" 2>/dev/null || true; }
+cached() { [ -x "$cache/bin/$1" ] && [ "$(cached_build_id)" = "$build_id" ]; }
 have_binaries() {
-  { [ -n "${KUBE_APISERVER:-}" ] || [ -x "$cache/bin/kube-apiserver" ]; } &&
-    { [ -n "${KUBE_CONTROLLER_MANAGER:-}" ] || [ -x "$cache/bin/kube-controller-manager" ]; } &&
-    { [ -n "${KUBECTL_1_20:-}" ] || [ -x "$cache/bin/kubectl-1.20" ]; }
+  { [ -n "${KUBE_APISERVER:-}" ] || cached kube-apiserver; } &&
+    { [ -n "${KUBE_CONTROLLER_MANAGER:-}" ] || cached kube-controller-manager; } &&
+    { [ -n "${KUBECTL_1_20:-}" ] || cached kubectl-1.20; }
 }
 # Two prepares at once (two CI jobs, or a developer and CI) must not both build for 7 minutes.
 exec 9>"$cache/.lock"
@@ -35,11 +47,11 @@ flock -w 1800 9 || die "timed out waiting for another prepare.sh holding $cache/
 
 # --- apt packages ---------------------------------------------------------------------------
 need_pkgs=()
-for p in golang-1.19-go etcd-server rsync jq openssl; do
+for p in golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server rsync jq openssl; do
   case "$p" in
     etcd-server) [ -n "${ETCD:-}" ] && continue ;;
-    golang-1.19-go)
-      # The compiler is only needed when there is something to build.
+    golang-1.19-go | golang-github-modern-go-reflect2-dev)
+      # The compiler and the reflect2 source are only needed when there is something to build.
       have_binaries && continue ;;
   esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$p")
@@ -63,6 +75,62 @@ enable_deb_src() {
   apt_ update >&2
 }
 
+# replace_line FILE OLD NEW: replaces the line of FILE that is exactly OLD by NEW; fails unless
+# exactly one line is OLD, and checks the result, so a changed source is noticed, never half-patched.
+replace_line() {
+  local file=$1 old=$2 new=$3 n
+  n=$(grep -cxF -- "$old" "$file" || true)
+  [ "$n" = 1 ] || die "patching $file: expected exactly 1 line '$old', found $n (has the source changed?)"
+  OLD=$old NEW=$new awk '$0 == ENVIRON["OLD"] { print ENVIRON["NEW"]; next } { print }' \
+    "$file" >"$file.patched" || die "patching $file failed"
+  mv -f "$file.patched" "$file"
+  grep -qxF -- "$new" "$file" && ! grep -qxF -- "$old" "$file" || die "patching $file: no effect"
+}
+
+# patch_control_plane_source SRC: the two fixes this 1.20.2 needs when built with Go 1.19 to serve
+# custom resources; without them the suite's custom resource scenario fails.
+patch_control_plane_source() {
+  local src=$1
+  # 1. github.com/modern-go/reflect2 1.0.1 (used by json-iterator) reaches into the runtime with
+  #    `//go:linkname mapiterinit reflect.mapiterinit` and the pre-Go-1.18 signature (it returns
+  #    the iterator; since 1.18 the caller passes it in), so the API server dies (SIGSEGV, "fatal
+  #    error: fault") on the first custom resource it decodes: the CRD handler's schema coercer
+  #    marshals the resource's metadata map with json-iterator, which iterates maps through
+  #    reflect2. 1.0.2 has go_above_118.go for the new signature; Debian packages it as
+  #    golang-github-modern-go-reflect2-dev. Its files replace the vendored ones (--delete:
+  #    1.0.1's go_below_19.go and the like would clash; LICENSE is kept, Debian ships it
+  #    elsewhere; the package's go.mod is left out, vendor/ carries none).
+  local r2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  local r2_version
+  r2_version=$(dpkg-query -W -f='${Version}' golang-github-modern-go-reflect2-dev 2>/dev/null || true)
+  [ -f "$r2/go_above_118.go" ] ||
+    die "$r2/go_above_118.go missing: golang-github-modern-go-reflect2-dev ($r2_version) is not >= 1.0.2"
+  [ -d "$src/vendor/github.com/modern-go/reflect2" ] || die "no vendored reflect2 in $src"
+  log "replacing vendored reflect2 1.0.1 with Debian's $r2_version"
+  rsync -a --delete --exclude=LICENSE --exclude=go.mod "$r2/" "$src/vendor/github.com/modern-go/reflect2/"
+  # go.mod and vendor/modules.txt still say v1.0.1 and are left alone: the build runs in GOPATH
+  # mode (hack/lib/init.sh exports GO111MODULE=off), which reads the vendor tree and neither
+  # file, and there is no module-mode build to keep consistent (with Go 1.19 `go build
+  # -mod=vendor` already refuses the unpatched tree: "updates to go.mod needed").
+  # 2. The CRD schema validator (k8s.io/kube-openapi's fork of go-openapi/validate) treats a
+  #    present "" as null, refusing `spec.x: Invalid value: "null": spec.x in body must be of
+  #    type string`. Its typeValidator tests
+  #        reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))
+  #    which compares the two reflect.Value structs (type, data pointer, flags), not the values
+  #    they hold. Up to Go 1.15 reflect.Zero pointed at a fresh allocation, so this was never
+  #    true: dead code. Since Go 1.16 reflect.Zero points small types at the runtime's shared
+  #    zero buffer (runtime.zeroVal), which is also where the runtime boxes "" into an interface,
+  #    so for "" the structs are identical and the value is taken for null (false and 0 are
+  #    boxed from runtime.staticuint64s and happen to escape). A present zero value is a value:
+  #    upstream removed the clause (kubernetes/kube-openapi#230, in Kubernetes 1.21), which
+  #    restores exactly what 1.20 did when built with the Go 1.15 it was released with; only a
+  #    real JSON null (data == nil) still needs `nullable`. The same code in
+  #    vendor/github.com/go-openapi/validate is not imported by anything built here.
+  replace_line "$src/vendor/k8s.io/kube-openapi/pkg/validation/validate/type.go" \
+    $'\tif data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data)) {' \
+    $'\tif data == nil {'
+}
+
 build_control_plane() {
   local build="$cache/build"
   rm -rf "$build"
@@ -80,6 +148,7 @@ build_control_plane() {
   tar -xzf "$orig" -C "$build/src" --strip-components=1
   local version
   version=$(basename "$orig" | sed -E 's/^kubernetes_(.*)\.orig\.tar\.gz$/\1/; s/^.*really//')
+  patch_control_plane_source "$build/src"
   # Debian's rules build inside a GOPATH whose k8s.io/kubernetes is the source root itself.
   mkdir -p "$build/src/.go/src/k8s.io"
   ln -sfn "$build/src" "$build/src/.go/src/k8s.io/kubernetes"
@@ -95,6 +164,8 @@ build_control_plane() {
       make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kubectl"
   ) >"$build/make.log" 2>&1 || { tail -n 40 "$build/make.log" >&2; die "control-plane build failed"; }
   local b out name
+  # No build-id while the binaries are being replaced: an interrupted install is rebuilt.
+  rm -f "$cache/bin/build-id"
   for b in "${binaries[@]}"; do
     out="$build/src/_output/local/bin/linux/amd64/$b"
     [ -x "$out" ] || die "build finished but $out is missing"
@@ -103,6 +174,8 @@ build_control_plane() {
     install -m 0755 "$out" "$cache/bin/$name.tmp"
     mv -f "$cache/bin/$name.tmp" "$cache/bin/$name"
   done
+  echo "$build_id" >"$cache/bin/build-id.tmp"
+  mv -f "$cache/bin/build-id.tmp" "$cache/bin/build-id"
   log "built in $((SECONDS - start)) s; cached in $cache/bin"
   # The unpacked tree, objects and Go cache are large; only the binary is worth keeping.
   start=$SECONDS
@@ -111,7 +184,13 @@ build_control_plane() {
   log "removed in $((SECONDS - start)) s"
 }
 
-have_binaries || build_control_plane
+if ! have_binaries; then
+  old_id=$(cached_build_id)
+  if [ -x "$cache/bin/kube-apiserver" ] && [ "$old_id" != "$build_id" ]; then
+    log "cached binaries are build-id '${old_id:-none}', this script builds '$build_id': rebuilding"
+  fi
+  build_control_plane
+fi
 apiserver="${KUBE_APISERVER:-$cache/bin/kube-apiserver}"
 controller_manager="${KUBE_CONTROLLER_MANAGER:-$cache/bin/kube-controller-manager}"
 kubectl_old="${KUBECTL_1_20:-$cache/bin/kubectl-1.20}"

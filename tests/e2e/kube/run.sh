@@ -299,6 +299,102 @@ scenario_cluster() {
   expect_has "NotFound"
 }
 
+# Proves the API server serves custom resources, and keeps zero values in them: a CRD whose
+# structural schema has string, boolean and integer fields, and a resource holding "", false and 0
+# (required, so present) beside non-zero values, created, read, listed, patched to zeros, deleted.
+# The plain Debian build crashed on the first custom resource (reflect2 1.0.1 under Go 1.19) and
+# took "" for null (kube-openapi's zero-value check under Go >= 1.16); prepare.sh patches both.
+crd_zero_values() {
+  cat <<EOF
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: zerovalues.e2e.podguard.dev}
+spec:
+  group: e2e.podguard.dev
+  scope: Namespaced
+  names: {plural: zerovalues, singular: zerovalue, kind: ZeroValue, listKind: ZeroValueList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [emptyString, falseBool, zeroInt]
+              properties:
+                emptyString: {type: string}
+                falseBool: {type: boolean}
+                zeroInt: {type: integer}
+                name: {type: string}
+                enabled: {type: boolean}
+                replicas: {type: integer}
+                tags: {type: array, items: {type: string}}
+EOF
+}
+scenario_custom_resources() {
+  local ns=e2e-crd crd=zerovalues.e2e.podguard.dev
+  # Stops the scenario with the API server's fatal error when it is gone.
+  apiserver_alive() {
+    kill -0 "${pids[1]}" 2>/dev/null && return 0
+    OUT=$(grep -m 5 -E '^(fatal error|panic|unexpected fault|\[signal)' "$tmp/kube-apiserver.log" || true)
+    bad "kube-apiserver exited during the custom resource scenario"
+  }
+  namespace "$ns"
+  k_in "$(crd_zero_values)" apply -f -
+  expect_ok "create the CRD"
+  crd_established() {
+    k get crd "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}'
+    [ "$RC" -eq 0 ] && [ "$OUT" = True ]
+  }
+  wait_until 30 crd_established || bad "CRD $crd not Established after 30 s"
+  # Established comes a moment before discovery and the handler serve the new resource.
+  # shellcheck disable=SC2016 # expanded by eval, on each attempt
+  wait_until 30 eval 'k get zerovalues -n "$ns"; [ "$RC" -eq 0 ]' || bad "zerovalues not served after 30 s"
+  k_in 'apiVersion: e2e.podguard.dev/v1
+kind: ZeroValue
+metadata: {name: zeros}
+spec: {emptyString: "", falseBool: false, zeroInt: 0, name: web, enabled: true, replicas: 3, tags: ["", x]}' \
+    create -n "$ns" -f -
+  apiserver_alive
+  expect_ok "create a custom resource with \"\", false and 0"
+  expect_has "zerovalue.e2e.podguard.dev/zeros created"
+  local want='{"emptyString": "", "falseBool": false, "zeroInt": 0, "name": "web", "enabled": true, "replicas": 3, "tags": ["", "x"]}'
+  k get zerovalue zeros -n "$ns" -o json
+  apiserver_alive
+  expect_ok "get the custom resource"
+  jq -e --argjson want "$want" '.spec == $want' <<<"$OUT" >/dev/null ||
+    bad "spec read back is not exactly $want"
+  k get zerovalues -n "$ns" -o json
+  expect_ok "list the custom resources"
+  jq -e --argjson want "$want" '[.items[] | {name: .metadata.name, spec}] == [{name: "zeros", spec: $want}]' \
+    <<<"$OUT" >/dev/null || bad "the list is not exactly zeros with spec $want"
+  # An update to zero values goes through the same validation.
+  k patch zerovalue zeros -n "$ns" --type merge -p '{"spec": {"name": "", "enabled": false, "replicas": 0}}'
+  apiserver_alive
+  expect_ok "patch the non-zero fields to \"\", false and 0"
+  want='{"emptyString": "", "falseBool": false, "zeroInt": 0, "name": "", "enabled": false, "replicas": 0, "tags": ["", "x"]}'
+  k get zerovalue zeros -n "$ns" -o json
+  expect_ok "get the patched custom resource"
+  jq -e --argjson want "$want" '.spec == $want' <<<"$OUT" >/dev/null ||
+    bad "spec read back after the patch is not exactly $want"
+  k delete zerovalue zeros -n "$ns" --wait=true --timeout=30s
+  expect_ok "delete the custom resource"
+  k get zerovalue zeros -n "$ns"
+  expect_fail "the custom resource should be gone"
+  expect_has "NotFound"
+  k delete crd "$crd" --wait=true --timeout=60s
+  expect_ok "delete the CRD"
+  k get crd "$crd"
+  expect_fail "the CRD should be gone"
+  expect_has "NotFound"
+  apiserver_alive
+  k get --raw /readyz
+  expect_ok "kube-apiserver still ready"
+}
+
 # 1. A privileged pod is refused; the message names policy, rule and field, and nothing is stored.
 scenario_privileged_pod_denied() {
   namespace e2e-deny
@@ -437,8 +533,8 @@ scenario_label_update_of_existing_pod() {
 }
 
 # 10. The Helm chart's rendered manifests are accepted by the API server (server-side dry run).
-#     This 1.20 server serves no ServiceMonitor (the suite creates no custom resources: the server
-#     crashes on them) and PodDisruptionBudget only as policy/v1beta1. The preStop `sleep`
+#     This 1.20 server serves no ServiceMonitor (its CRD, Prometheus Operator's, is not installed
+#     here) and PodDisruptionBudget only as policy/v1beta1. The preStop `sleep`
 #     action is newer than 1.20 too (1.20 would drop it and refuse the empty preStop), so it is
 #     turned off. The chart is rendered into a namespace of its own, not excluded from the
 #     webhook, so that in the full run podguard's own Deployment also passes the baseline policy.
@@ -857,6 +953,61 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: e2e-reporter}
   return 0
 }
 
+# report NS: podguard's /report for namespace NS (the background audit), in REPORT.
+report() {
+  REPORT=$(curl -sf --max-time 5 "http://127.0.0.1:$metrics_port/report?namespace=$1" 2>&1)
+}
+# report_has NS JQ: the namespace's report matches the jq filter (on .namespaces[0]).
+report_has() {
+  report "$1" && jq -e ".namespaces[0] | $2" <<<"$REPORT" >/dev/null 2>&1
+}
+
+# 21. A privileged pod stored where the webhook is not called (a namespace its namespaceSelector
+#     leaves out, as when podguard was not registered): the background audit reports it within
+#     the stated delay, as one admission would refuse now.
+scenario_audit_unjudged_pod() {
+  local ns=e2e-unjudged
+  namespace "$ns" podguard.dev/ignore=true
+  k_in "$(pod_privileged sneaky)" create -n "$ns" -f -
+  expect_ok "the webhook is not called for this namespace"
+  wait_until 5 report_has "$ns" '.refusedNow == 1 and (.results[0].name == "sneaky") and
+      any(.results[0].findings[]; .path == "spec.containers[0].securityContext.privileged" and .mode == "enforce")' ||
+    { OUT=$REPORT; bad "the audit did not report the pod within 5 s"; }
+  k delete pod sneaky -n "$ns" --wait=false
+  # Its namespace then has no object left, and is not listed.
+  wait_until 5 report_has "$ns" '(.objects // 0) == 0' || { OUT=$REPORT; bad "the deleted pod is still reported"; }
+}
+
+# 22. A Deployment admitted with a warning in a warn namespace: the report shows it would be
+#     refused under enforce; labelling the namespace enforce moves it to "refused now".
+scenario_audit_warn_to_enforce() {
+  local ns=e2e-audit-warn
+  namespace "$ns" podguard.dev/mode=warn
+  k_in "$(deployment_yaml web registry.example/app:1.0 true)" apply -n "$ns" -f -
+  expect_ok "admitted with a warning in warn mode"
+  wait_until 5 report_has "$ns" '.mode == "warn" and .refusedNow == 0 and .refusedIfEnforced == 1' ||
+    { OUT=$REPORT; bad "the report does not show what enforce would refuse"; }
+  # The Deployment is reported, not its ReplicaSet and Pod.
+  report_has "$ns" '[.results[].kind] == ["Deployment"]' || { OUT=$REPORT; bad "owned objects reported"; }
+  set_mode "$ns" enforce
+  wait_until 3 report_has "$ns" '.mode == "enforce" and .refusedNow == 1' ||
+    { OUT=$REPORT; bad "the namespace's new mode is not in the report within 3 s"; }
+}
+
+# 23. A policy added while objects run: they are judged again with it within 3 s.
+scenario_audit_policy_change() {
+  local ns=e2e-audit-policy
+  namespace "$ns"
+  k_in "$(pod_plain plain)" create -n "$ns" -f -
+  expect_ok "a plain pod"
+  wait_until 5 report_has "$ns" '.objects == 1 and .refusedIfEnforced == 0' ||
+    { OUT=$REPORT; bad "the plain pod is not audited clean"; }
+  apply_policy_and_wait e2e-audit-restricted enforce restricted "$ns"
+  wait_until 3 report_has "$ns" 'any(.results[]?.findings[]; .policy == "e2e-audit-restricted")' ||
+    { OUT=$REPORT; bad "the new policy's findings are not in the report within 3 s"; }
+  delete_policy e2e-audit-restricted
+}
+
 # --- setup ------------------------------------------------------------------------------------
 log "--- prepare"
 prep=$("$here/prepare.sh") || die "prepare.sh failed"
@@ -948,6 +1099,7 @@ wait_until 60 apiserver_ready || die "kube-apiserver not ready after 60 s"
 log "  ready after $(($(now_ms) - start)) ms"
 
 run_scenario "cluster: ConfigMap and Pod create/get/delete" scenario_cluster
+run_scenario "cluster: custom resources with zero values are stored and served" scenario_custom_resources
 
 if [ "${E2E_ONLY_CLUSTER:-}" != 1 ]; then
   log "--- start podguard (127.0.0.1:$pg_port, metrics 127.0.0.1:$metrics_port)"
@@ -1063,6 +1215,10 @@ webhooks:
     scenario_api_server_outage
   run_scenario "20. report --cluster as a read-only user: evidence per control, owners only" \
     scenario_report_cluster
+  run_scenario "21. audit: a pod stored without admission is reported within 5 s" scenario_audit_unjudged_pod
+  run_scenario "22. audit: a warn namespace shows what enforce would refuse, then refuses" \
+    scenario_audit_warn_to_enforce
+  run_scenario "23. audit: a new policy judges what runs within 3 s" scenario_audit_policy_change
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
