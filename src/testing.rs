@@ -48,7 +48,7 @@ pub fn privileged_rule(name: &str, mode: Option<Mode>, rule: &str) -> Arc<Compil
         name: name.into(),
         severity: Severity::High,
         mode,
-        controls: Arc::from(vec![]),
+        controls: Default::default(),
         origin: Origin::File { path: format!("{name}.yaml") },
         document: 0,
         matcher: Matcher::compile(&Match::default()).unwrap(),

@@ -237,13 +237,13 @@ impl Decision {
             if i > 0 {
                 w.write_char(',')?;
             }
-            let controls = crate::compliance::compact_union([&v.controls]);
+            let controls = v.controls.compact();
             let fields = [
                 ("policy", &*v.policy),
                 ("rule", &*v.rule),
                 ("path", v.path.as_str()),
                 ("message", &v.message),
-                ("controls", &controls),
+                ("controls", controls),
             ];
             let present = if controls.is_empty() { 4 } else { 5 };
             for (j, (key, text)) in fields.into_iter().take(present).enumerate() {

@@ -472,7 +472,7 @@ fn judge(
                 .map(|p| own_mode(p))
                 .max()
                 .unwrap_or(v.mode),
-            controls: crate::compliance::compact_union([&v.controls]),
+            controls: v.controls.compact().to_owned(),
         })
         .collect();
     Audited { findings, omitted: d.omitted.iter().map(|o| o.count).sum(), skipped }

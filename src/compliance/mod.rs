@@ -46,13 +46,13 @@ pub fn controls_for(check: &str, part: &str) -> Vec<Control> {
 }
 
 /// A part of a check and the controls of its findings.
-type PartControls = (&'static str, Arc<[Control]>);
+type PartControls = (&'static str, Controls);
 
 /// The controls of one compiled rule: those its policy and the rule declare, plus, for a
 /// built-in check, those its findings are evidence against, per part of the check.
 #[derive(Clone, Debug, Default)]
 pub struct RuleControls {
-    whole: Arc<[Control]>,
+    whole: Controls,
     /// Parts whose controls differ from `whole`'s; usually empty.
     parts: Box<[PartControls]>,
 }
@@ -64,7 +64,7 @@ impl RuleControls {
         declared: &[Control],
         check: Option<(&crate::checks::Definition, Option<Vec<&'static str>>)>,
     ) -> Self {
-        let with = |found: Vec<Control>| -> Arc<[Control]> {
+        let with = |found: Vec<Control>| -> Controls {
             let mut all = declared.to_vec();
             for c in found {
                 if !all.contains(&c) {
@@ -88,7 +88,7 @@ impl RuleControls {
     }
 
     /// The controls of a finding found by `part`.
-    pub fn of(&self, part: &str) -> &Arc<[Control]> {
+    pub fn of(&self, part: &str) -> &Controls {
         if !part.is_empty()
             && let Some((_, c)) = self.parts.iter().find(|(p, _)| *p == part)
         {
@@ -109,60 +109,134 @@ impl RuleControls {
     }
 
     /// Every control with the parts of the check that bear on it (`None` = the whole rule).
-    pub fn by_part(&self) -> impl Iterator<Item = (Option<&'static str>, &Arc<[Control]>)> {
+    pub fn by_part(&self) -> impl Iterator<Item = (Option<&'static str>, &Controls)> {
         std::iter::once((None, &self.whole)).chain(self.parts.iter().map(|(p, c)| (Some(*p), c)))
+    }
+}
+
+/// Every catalogue control by its place (framework, then control, in catalogue order): its
+/// framework's short name and its id. A control's place is its index here.
+static NAMES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
+    catalogues()
+        .iter()
+        .flat_map(|f| f.controls.iter().map(move |c| (f.short.as_str(), c.id.as_str())))
+        .collect()
+});
+
+/// `(framework id, control id)` → place in [`NAMES`].
+static PLACES: LazyLock<HashMap<(&'static str, &'static str), u32>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    let mut place = 0u32;
+    for f in catalogues() {
+        for c in &f.controls {
+            map.insert((f.id.as_str(), c.id.as_str()), place);
+            place += 1;
+        }
+    }
+    map
+});
+
+/// The compliance controls of a finding: the list, and what answers need of it worked out once
+/// when a policy compiles, since every refusal, audit annotation and decision log line names
+/// them: their places in the catalogues, sorted, and their compact text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Controls(Arc<ControlsInner>);
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ControlsInner {
+    list: Vec<Control>,
+    /// Places of the controls of a catalogue, sorted.
+    places: Vec<u32>,
+    /// Whether some control is of a framework without a catalogue.
+    foreign: bool,
+    /// [`compact_union`] of this list alone.
+    compact: String,
+}
+
+impl Controls {
+    /// The controls `list`, in its order.
+    pub fn new(list: Vec<Control>) -> Self {
+        let mut places: Vec<u32> =
+            list.iter().filter_map(|c| PLACES.get(&(c.framework.as_str(), c.id.as_str())).copied()).collect();
+        places.sort_unstable();
+        places.dedup();
+        let foreign = places.len() < list.len();
+        let compact = if foreign { compact_slow(&[&list]) } else { compact_places(&places) };
+        Self(Arc::new(ControlsInner { list, places, foreign, compact }))
+    }
+
+    /// `CIS-EKS 4.2.1; NIST AC-6,CM-7`: the list compact ([`compact_union`] of it alone).
+    pub fn compact(&self) -> &str {
+        &self.0.compact
+    }
+
+    /// Whether `other` is this very list (a cheap test before comparing contents).
+    pub fn same(&self, other: &Controls) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Controls {
+    type Target = [Control];
+
+    fn deref(&self) -> &[Control] {
+        &self.0.list
+    }
+}
+
+impl From<Vec<Control>> for Controls {
+    fn from(list: Vec<Control>) -> Self {
+        Self::new(list)
+    }
+}
+
+impl serde::Serialize for Controls {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(|c| format!("{}:{}", c.framework, c.id)))
     }
 }
 
 /// Longest [`compact_union`], in bytes: answers stay small whatever a policy declares.
 pub const MAX_COMPACT: usize = 480;
 
-/// `(framework id, control id)` → `(framework place, control place, short name)`.
-type Places = HashMap<(&'static str, &'static str), (u16, u16, &'static str)>;
-
-/// Where each catalogue control is, and its framework's short name: looked up once per control of
-/// an answer instead of scanning the catalogues.
-static PLACES: LazyLock<Places> = LazyLock::new(|| {
-    let mut map = HashMap::new();
-    for (fi, f) in catalogues().iter().enumerate() {
-        for (ci, c) in f.controls.iter().enumerate() {
-            // Catalogues are small (tens of controls); the casts cannot truncate.
-            map.insert((f.id.as_str(), c.id.as_str()), (fi as u16, ci as u16, f.short.as_str()));
-        }
-    }
-    map
-});
-
 /// The controls of several violations, each once, grouped by framework in catalogue order:
-/// `CIS-EKS 4.2.1,4.2.4; NIST AC-6,CM-7`. This runs for every refusal and every decision logged:
-/// lists are compared by pointer, then by content (the two Pod Security levels carry equal lists
-/// for one finding), and controls are placed by one hash lookup each and sorted, never compared
-/// pairwise. Cut at [`MAX_COMPACT`] with `…`.
-pub fn compact_union<'a>(lists: impl IntoIterator<Item = &'a Arc<[Control]>>) -> String {
-    let mut distinct: Vec<&Arc<[Control]>> = Vec::new();
+/// `CIS-EKS 4.2.1,4.2.4; NIST AC-6,CM-7`. This runs for every refusal and every decision logged,
+/// so it works on what [`Controls`] worked out at compile time: one list is its own compact text;
+/// several merge their sorted places. Cut at [`MAX_COMPACT`] with `…`.
+pub fn compact_union<'a>(lists: impl IntoIterator<Item = &'a Controls>) -> String {
+    let mut distinct: Vec<&Controls> = Vec::new();
     for l in lists {
-        if !l.is_empty() && !distinct.iter().any(|d| Arc::ptr_eq(d, l) || ***d == **l) {
+        if !l.is_empty() && !distinct.iter().any(|d| d.same(l) || **d == *l) {
             distinct.push(l);
         }
     }
-    if distinct.is_empty() {
-        return String::new();
+    match distinct.as_slice() {
+        [] => String::new(),
+        [one] => one.compact().to_owned(),
+        many if many.iter().any(|l| l.0.foreign) => {
+            compact_slow(&many.iter().map(|l| l.0.list.as_slice()).collect::<Vec<_>>())
+        }
+        many => {
+            let mut places: Vec<u32> = many.iter().flat_map(|l| l.0.places.iter().copied()).collect();
+            places.sort_unstable();
+            places.dedup();
+            compact_places(&places)
+        }
     }
-    // Known controls sort by catalogue place; a framework without a catalogue comes after them,
-    // by name, so the text is the same whatever order the violations came in.
-    let mut keyed: Vec<((u16, u16), &str, &Control)> = distinct
-        .iter()
-        .flat_map(|l| l.iter())
-        .map(|c| match PLACES.get(&(c.framework.as_str(), c.id.as_str())) {
-            Some(&(fi, ci, short)) => ((fi, ci), short, c),
-            None => ((u16::MAX, u16::MAX), c.framework.as_str(), c),
-        })
-        .collect();
-    keyed.sort_unstable_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
-    keyed.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
+}
+
+/// The compact text of catalogue controls by their sorted places.
+fn compact_places(places: &[u32]) -> String {
+    let names = &*NAMES;
+    compact_text(places.iter().filter_map(|&p| names.get(p as usize).copied()))
+}
+
+/// `NAME ID,ID; NAME ID`: consecutive controls of one framework share its name. Cut at
+/// [`MAX_COMPACT`].
+fn compact_text<'a>(controls: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::new();
     let mut last: Option<&str> = None;
-    for (_, name, c) in keyed {
+    for (name, id) in controls {
         if last == Some(name) {
             out.push(',');
         } else {
@@ -173,7 +247,7 @@ pub fn compact_union<'a>(lists: impl IntoIterator<Item = &'a Arc<[Control]>>) ->
             out.push(' ');
             last = Some(name);
         }
-        out.push_str(&c.id);
+        out.push_str(id);
         if out.len() > MAX_COMPACT {
             let cut = (0..=MAX_COMPACT).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
             out.truncate(cut);
@@ -182,6 +256,22 @@ pub fn compact_union<'a>(lists: impl IntoIterator<Item = &'a Arc<[Control]>>) ->
         }
     }
     out
+}
+
+/// [`compact_union`] for lists holding controls of frameworks without a catalogue (a policy
+/// author's own), which come after the catalogues' controls, by framework and id.
+fn compact_slow(lists: &[&[Control]]) -> String {
+    let mut keyed: Vec<(u32, &str, &Control)> = lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(|c| match PLACES.get(&(c.framework.as_str(), c.id.as_str())) {
+            Some(&place) => (place, NAMES[place as usize].0, c),
+            None => (u32::MAX, c.framework.as_str(), c),
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
+    keyed.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
+    compact_text(keyed.into_iter().map(|(_, name, c)| (name, c.id.as_str())))
 }
 
 #[cfg(test)]
@@ -236,12 +326,12 @@ mod tests {
     #[test]
     fn compact_union_groups_by_framework_once_each() {
         let c = |f: &str, id: &str| Control { framework: f.into(), id: id.into() };
-        let a: Arc<[Control]> = vec![c("nist-800-53-r5", "CM-7"), c("cis-eks-1.8.0", "4.2.4")].into();
-        let b: Arc<[Control]> =
+        let a: Controls = vec![c("nist-800-53-r5", "CM-7"), c("cis-eks-1.8.0", "4.2.4")].into();
+        let b: Controls =
             vec![c("cis-eks-1.8.0", "4.2.1"), c("nist-800-53-r5", "CM-7"), c("mine", "X")].into();
         assert_eq!(compact_union([&a, &a, &b]), "CIS-EKS 4.2.1,4.2.4; NIST CM-7; mine X");
         assert_eq!(compact_union(std::iter::empty()), "");
-        let many: Arc<[Control]> = (0..200).map(|i| c("mine", &format!("CONTROL-{i}"))).collect();
+        let many: Controls = (0..200).map(|i| c("mine", &format!("CONTROL-{i}"))).collect::<Vec<_>>().into();
         let cut = compact_union([&many]);
         assert!(cut.len() <= MAX_COMPACT + '…'.len_utf8() && cut.ends_with('…'), "{cut}");
     }

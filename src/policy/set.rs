@@ -37,7 +37,7 @@ pub struct CompiledPolicy {
     pub mode: Option<Mode>,
     /// Every compliance control a violation of the policy may carry (each rule's are in
     /// [`CompiledRule::controls`]).
-    pub controls: Arc<[Control]>,
+    pub controls: crate::compliance::Controls,
     /// Where it was loaded from.
     pub origin: Origin,
     /// Its document index in that origin.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Control, Mode, Severity};
+use super::{Mode, Severity};
 
 /// A JSON field path such as `spec.template.spec.containers[1].securityContext.privileged`.
 ///
@@ -125,8 +125,7 @@ pub struct Violation {
     /// The policy's severity.
     pub severity: Severity,
     /// The policy's compliance mapping.
-    #[serde(serialize_with = "serialize_controls")]
-    pub controls: Arc<[Control]>,
+    pub controls: crate::compliance::Controls,
     /// Effective mode. [`crate::policy::PolicySet::evaluate`] sets the policy's own mode (unset =
     /// enforce); [`crate::admission`] lowers it to the namespace's mode.
     pub mode: Mode,
@@ -150,10 +149,6 @@ fn serialize_also<S: serde::Serializer>(also: &[Arc<str>], s: S) -> Result<S::Ok
 
 fn serialize_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)
-}
-
-fn serialize_controls<S: serde::Serializer>(c: &Arc<[Control]>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(c.iter().map(|c| format!("{}:{}", c.framework, c.id)))
 }
 
 impl Violation {
@@ -191,8 +186,8 @@ impl Violation {
         self.severity = self.severity.max(other.severity);
         // Nearly always the same list (both Pod Security levels map a part alike): compared
         // whole before control by control.
-        if !Arc::ptr_eq(&self.controls, &other.controls)
-            && *self.controls != *other.controls
+        if !self.controls.same(&other.controls)
+            && self.controls != other.controls
             && other.controls.iter().any(|c| !self.controls.contains(c))
         {
             let mut all = self.controls.to_vec();
@@ -260,7 +255,7 @@ mod tests {
             policy: "psb".into(),
             rule: "pss".into(),
             severity: Severity::High,
-            controls: Arc::from(vec![]),
+            controls: Default::default(),
             mode: Mode::Enforce,
             path: FieldPath::new("spec").field("hostPID"),
             message: "host PID namespace is not allowed".into(),
