@@ -222,23 +222,30 @@ pub fn settings(args: &AdmissionArgs) -> Settings {
     }
 }
 
+/// The policies of `--policies` and the namespaces of `--namespace-labels`, or, having said what
+/// is wrong on stderr, the exit code 2: what `check` and `report` start from.
+pub fn policies_and_namespaces(
+    policies: &[PathBuf],
+    admission: &AdmissionArgs,
+) -> Result<(PolicySet, Namespaces), ExitCode> {
+    let set = load_policies(policies).map_err(|errors| {
+        for e in &errors {
+            eprintln!("podguard: policy error: {e}");
+        }
+        ExitCode::from(2)
+    })?;
+    let namespaces = Namespaces::from_flags(&admission.namespace_labels).map_err(|e| {
+        eprintln!("podguard: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok((set, namespaces))
+}
+
 /// Runs the check.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let set = match load_policies(&args.policies) {
-        Ok(set) => set,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("podguard: policy error: {e}");
-            }
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let mut namespaces = match Namespaces::from_flags(&args.admission.namespace_labels) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("podguard: {e}");
-            return Ok(ExitCode::from(2));
-        }
+    let (set, mut namespaces) = match policies_and_namespaces(&args.policies, &args.admission) {
+        Ok(started) => started,
+        Err(code) => return Ok(code),
     };
     let settings = settings(&args.admission);
     let options = crate::input::Options { namespace: args.admission.namespace.clone(), ..Default::default() };

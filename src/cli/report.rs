@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::check::{AdmissionArgs, Namespaces, decide, load_policies, settings};
+use super::check::{AdmissionArgs, Namespaces, decide, policies_and_namespaces, settings};
 use crate::compliance::evidence::{self, Builder, Meta, Source};
 use crate::report::compliance;
 
@@ -61,21 +61,9 @@ pub struct Args {
 
 /// Runs the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let set = match load_policies(&args.policies) {
-        Ok(set) => set,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("podguard: policy error: {e}");
-            }
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let mut namespaces = match Namespaces::from_flags(&args.admission.namespace_labels) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("podguard: {e}");
-            return Ok(ExitCode::from(2));
-        }
+    let (set, mut namespaces) = match policies_and_namespaces(&args.policies, &args.admission) {
+        Ok(started) => started,
+        Err(code) => return Ok(code),
     };
     if args.cluster && (args.admission.namespace.is_some() || !args.admission.namespace_labels.is_empty()) {
         eprintln!(

@@ -235,15 +235,13 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{PODS, evidence_of};
+    use super::super::tests::{PODS, evidence_of, rendered};
     use super::*;
 
     #[test]
     fn the_page_is_well_formed_and_holds_every_framework_and_control() {
         let e = evidence_of(PODS);
-        let mut out = Vec::new();
-        render(&e, &mut out).unwrap();
-        let page = String::from_utf8(out).unwrap();
+        let page = rendered(render, &e);
         let doc = roxmltree::Document::parse_with_options(
             &page,
             roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },

@@ -116,15 +116,13 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{PODS, evidence_of};
+    use super::super::tests::{PODS, evidence_of, rendered};
     use super::*;
 
     #[test]
     fn tables_and_failing_objects() {
         let e = evidence_of(PODS);
-        let mut out = Vec::new();
-        render(&e, &mut out).unwrap();
-        let md = String::from_utf8(out).unwrap();
+        let md = rendered(render, &e);
         assert!(md.contains("| framework | version | fail |"), "{md}");
         assert_eq!(md.matches("\n## ").count(), 1 + e.frameworks.len());
         assert!(
@@ -148,9 +146,7 @@ mod tests {
             })
             .collect();
         let e = evidence_of(&pods);
-        let mut out = Vec::new();
-        render(&e, &mut out).unwrap();
-        let md = String::from_utf8(out).unwrap();
+        let md = rendered(render, &e);
         let section = md.split("### cis-eks-1.8.0 4.2.1").nth(1).unwrap().split("\n### ").next().unwrap();
         assert_eq!(section.matches("\n- Pod/shop/").count(), super::super::MAX_OBJECTS_SHOWN);
         assert!(section.contains("- … and 3 more objects (the JSON and CSV reports list every one)"));

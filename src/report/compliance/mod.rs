@@ -62,6 +62,16 @@ pub(crate) mod tests {
         b.finish()
     }
 
+    /// What `render` writes for `e`, as text.
+    pub(crate) fn rendered(
+        render: fn(&Evidence, &mut dyn std::io::Write) -> std::io::Result<()>,
+        e: &Evidence,
+    ) -> String {
+        let mut out = Vec::new();
+        render(e, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     pub(crate) const PODS: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: priv, namespace: shop}\n\
         spec: {containers: [{name: a, image: 'r/a:1', securityContext: {privileged: true}}]}\n---\n\
         apiVersion: v1\nkind: Pod\nmetadata: {name: <plain & \"quoted\">, namespace: shop}\n\
