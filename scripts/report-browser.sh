@@ -4,7 +4,7 @@
 # framework), render to an image, and print to PDF.
 #
 #   scripts/report-browser.sh        # needs target/debug/podguard (cargo build) and Chromium;
-#                                    # installs Debian's chromium when it is missing (as root)
+#                                    # installs Debian's chromium when it is missing (sudo when not root)
 #
 # Environment: PODGUARD_BIN (default target/debug/podguard), CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
@@ -13,11 +13,13 @@ cd "$(dirname "$0")/.."
 PODGUARD_BIN="${PODGUARD_BIN:-target/debug/podguard}"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ ! -x "$CHROMIUM" ]; then
   echo "report-browser: installing Debian's chromium"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  # Other jobs may hold the apt/dpkg locks for a while: wait for them, as prepare.sh does.
+  apt_() { sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq "$@"; }
+  apt_ update >/dev/null
+  apt_ install -y --no-install-recommends chromium >/dev/null
 fi
 [ -x "$PODGUARD_BIN" ] || cargo build --locked
 
