@@ -33,13 +33,14 @@ use crate::source::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A port cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    // The cause is said in the message and is not also a `source`: a chain printed with `{:#}`
+    // would say it twice.
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TLS configuration cannot be built.
     #[error(transparent)]
@@ -256,7 +257,7 @@ impl Server {
         let tls = Arc::new(tls::server_config(certs)?);
         state.readiness.tls_loaded();
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
+            TcpListener::bind(addr).await.map_err(|error| Error::Bind { addr, error })
         };
         let admission = bind(options.listen).await?;
         let metrics = bind(options.metrics_listen).await?;

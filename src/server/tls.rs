@@ -24,13 +24,22 @@ use crate::source::watch::{Stamp, stamp};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    // The cause is said in the message and is not also a `source`: a chain printed with `{:#}`
+    // would say it twice.
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    /// A PEM section of the certificate file cannot be read.
+    #[error("{path}: a PEM certificate cannot be read: {reason}")]
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM parser said.
+        reason: String,
     },
     /// The certificate file holds no usable PEM certificate.
     #[error("{path}: no PEM certificate found (expected `-----BEGIN CERTIFICATE-----`)")]
@@ -72,10 +81,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// Reads and checks a PEM certificate chain (leaf first) and its private key.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let read =
-        |path: &Path| std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source });
+        |path: &Path| std::fs::read(path).map_err(|error| TlsError::Read { path: path.to_owned(), error });
     let (cert_pem, key_pem) = (read(cert)?, read(key)?);
     parse_pair(&cert_pem, &key_pem).map_err(|e| match e {
         PairError::NoCertificate => TlsError::NoCertificate { path: cert.to_owned() },
+        PairError::BadCertificate(reason) => TlsError::BadCertificate { path: cert.to_owned(), reason },
         PairError::NoKey(reason) => TlsError::NoKey { path: key.to_owned(), reason },
         PairError::Pair(reason) => TlsError::Pair { cert: cert.to_owned(), key: key.to_owned(), reason },
     })
@@ -83,13 +93,17 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
 
 enum PairError {
     NoCertificate,
+    BadCertificate(String),
     NoKey(String),
     Pair(String),
 }
 
 fn parse_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, PairError> {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(cert_pem).filter_map(Result::ok).collect();
+    // A damaged section is an error, not skipped: serving a chain without one of its
+    // certificates fails at the client, far from the cause.
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| PairError::BadCertificate(e.to_string()))?;
     if chain.is_empty() {
         return Err(PairError::NoCertificate);
     }
@@ -144,7 +158,7 @@ impl SelfSigned {
     pub fn certified_key(&self) -> Result<CertifiedKey, TlsError> {
         parse_pair(self.cert_pem.as_bytes(), self.key_pem.as_bytes()).map_err(|e| match e {
             PairError::NoCertificate => TlsError::Generate("no certificate generated".into()),
-            PairError::NoKey(r) | PairError::Pair(r) => TlsError::Generate(r),
+            PairError::BadCertificate(r) | PairError::NoKey(r) | PairError::Pair(r) => TlsError::Generate(r),
         })
     }
 }
@@ -277,6 +291,49 @@ mod tests {
         assert!(e.contains("cannot read") && e.contains("nope.crt"), "{e}");
         let e = load_pair(&cert, &cert).unwrap_err().to_string();
         assert!(e.contains("no PEM private key"), "{e}");
+    }
+
+    /// Each cause of an error chain is said once when the chain is printed whole (`{:#}`, as
+    /// `main` prints configuration errors): no message repeats the one of its source.
+    fn causes_said_once(e: &(dyn std::error::Error + 'static)) {
+        let mut messages = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(cause) = next {
+            messages.push(cause.to_string());
+            next = cause.source();
+        }
+        for pair in messages.windows(2) {
+            assert!(!pair[0].contains(&pair[1]), "{:?} repeats its cause {:?}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn every_error_names_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.crt");
+        let e = load_pair(&missing, &missing).unwrap_err();
+        causes_said_once(&e);
+        let shown = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(shown.matches("No such file or directory").count(), 1, "{shown}");
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap();
+        let e = crate::server::Error::Bind { addr, error: std::net::TcpListener::bind(addr).unwrap_err() };
+        causes_said_once(&e);
+        assert_eq!(format!("{:#}", anyhow::Error::from(e)).matches("in use").count(), 1);
+    }
+
+    #[test]
+    fn a_damaged_pem_certificate_is_an_error_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SelfSigned::generate("a", &["localhost"]).unwrap();
+        // A second section whose base64 is broken: before, it was dropped and the chain served
+        // without it.
+        let damaged = format!("{}-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", s.cert_pem);
+        let cert = write(dir.path(), "tls.crt", &damaged);
+        let key = write(dir.path(), "tls.key", &s.key_pem);
+        let e = load_pair(&cert, &key).unwrap_err();
+        assert!(matches!(e, TlsError::BadCertificate { .. }), "{e}");
+        assert!(e.to_string().contains("tls.crt: a PEM certificate cannot be read"), "{e}");
     }
 
     #[test]
