@@ -143,7 +143,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             readable(tmp.as_file()).with_context(|| format!("writing {}", path.display()))?;
             tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
         }
-        None => write(&mut std::io::stdout().lock()).context("writing the report")?,
+        // A reader that stops early (`| head`) is not an error, as for `policies list`.
+        None => match write(&mut std::io::stdout().lock()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(anyhow::Error::new(e).context("writing the report"));
+            }
+            _ => {}
+        },
     }
     Ok(ExitCode::from(if failed_inputs { 2 } else { 0 }))
 }

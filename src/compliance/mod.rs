@@ -192,7 +192,7 @@ impl From<Vec<Control>> for Controls {
 
 impl serde::Serialize for Controls {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter().map(|c| format!("{}:{}", c.framework, c.id)))
+        s.collect_seq(self.iter().map(ToString::to_string))
     }
 }
 
@@ -293,7 +293,7 @@ mod tests {
     }
 
     fn ids(controls: &[Control]) -> Vec<String> {
-        controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect()
+        controls.iter().map(ToString::to_string).collect()
     }
 
     #[test]

@@ -101,6 +101,13 @@ pub struct Control {
     pub id: String,
 }
 
+impl fmt::Display for Control {
+    /// `framework:id`, the form reports, SARIF tags and `/policies` use.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.framework, self.id)
+    }
+}
+
 /// A policy document as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

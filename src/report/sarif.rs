@@ -137,7 +137,7 @@ fn rule_json(p: &CompiledPolicy, i: usize, id: &str) -> Value {
         .or_else(|| source.and_then(|r| r.message.clone()))
         .unwrap_or_else(|| format!("rule {rule_name} of policy {}", p.name));
     let description = p.source.spec.description.trim();
-    let controls: Vec<String> = p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect();
+    let controls: Vec<String> = p.controls.iter().map(ToString::to_string).collect();
     let mut help = format!("{what}.");
     if !description.is_empty() {
         help.push_str(&format!(" Policy {}: {description}", p.name));

@@ -412,7 +412,7 @@ impl<'a> PolicyEntry<'a> {
             mode: p.mode.unwrap_or(Mode::Enforce),
             severity: p.severity,
             rules: p.rules.iter().map(|r| &*r.name).collect(),
-            controls: p.controls.iter().map(|c| format!("{}:{}", c.framework, c.id)).collect(),
+            controls: p.controls.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -34,13 +34,22 @@ fn cell(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !stdin { format!("'{s}") } else { s.to_owned() }
 }
 
+/// The IO error inside a CSV error, kind kept (a closed pipe stays a closed pipe for the caller).
+fn io(e: ::csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
 /// Writes `e` as CSV.
 pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
-    w.write_record(HEADER)?;
+    w.write_record(HEADER).map_err(io)?;
     for f in &e.frameworks {
         for c in &f.controls {
-            let head = [
+            // The control's columns, the same on each of its rows.
+            let head: Vec<String> = [
                 f.id.as_str(),
                 f.version.as_str(),
                 c.id.as_str(),
@@ -48,34 +57,37 @@ pub fn render(e: &Evidence, out: &mut dyn Write) -> std::io::Result<()> {
                 c.admission.as_str(),
                 c.coverage.as_str(),
                 c.status.as_str(),
-            ];
-            let evaluated = c.evaluated.to_string();
+            ]
+            .iter()
+            .map(|s| cell(s))
+            .chain(std::iter::once(c.evaluated.to_string()))
+            .collect();
             if c.failing.is_empty() {
-                let mut row: Vec<String> = head.iter().map(|s| cell(s)).collect();
-                row.push(evaluated.clone());
-                row.extend(std::iter::repeat_n(String::new(), HEADER.len() - row.len()));
-                w.write_record(&row)?;
+                let mut row = head.clone();
+                row.resize(HEADER.len(), String::new());
+                w.write_record(&row).map_err(io)?;
             }
             for failing in &c.failing {
                 let o = &failing.object;
                 for finding in &failing.findings {
-                    let mut row: Vec<String> = head.iter().map(|s| cell(s)).collect();
-                    row.push(evaluated.clone());
-                    for s in [
-                        o.kind.as_str(),
-                        o.namespace.as_str(),
-                        o.name.as_str(),
-                        o.location.as_deref().unwrap_or_default(),
-                        finding.policy.as_str(),
-                        finding.rule.as_str(),
-                        finding.mode.as_str(),
-                        finding.path.as_str(),
-                        finding.message.as_str(),
-                        finding.fix.as_str(),
-                    ] {
-                        row.push(cell(s));
-                    }
-                    w.write_record(&row)?;
+                    let mut row = head.clone();
+                    row.extend(
+                        [
+                            o.kind.as_str(),
+                            o.namespace.as_str(),
+                            o.name.as_str(),
+                            o.location.as_deref().unwrap_or_default(),
+                            finding.policy.as_str(),
+                            finding.rule.as_str(),
+                            finding.mode.as_str(),
+                            finding.path.as_str(),
+                            finding.message.as_str(),
+                            finding.fix.as_str(),
+                        ]
+                        .iter()
+                        .map(|s| cell(s)),
+                    );
+                    w.write_record(&row).map_err(io)?;
                 }
             }
         }
