@@ -14,7 +14,9 @@ if [ ! -x "$kubectl" ]; then
     exit 1
 fi
 cd "${CASES_DIR:-$(dirname "$0")/../tests/fixtures/yaml11}"
-"$kubectl" version --client 2>/dev/null | head -1 > kubectl-version.txt
+# sed, not head: head would leave kubectl writing into a closed pipe, a SIGPIPE that pipefail turns
+# into a failed run now and then.
+"$kubectl" version --client 2>/dev/null | sed -n 1p > kubectl-version.txt
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 for f in [0-9]*.yaml; do
