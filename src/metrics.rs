@@ -211,10 +211,11 @@ struct AuditCollector(Arc<std::sync::OnceLock<crate::source::audit::Audit>>);
 impl Collector for AuditCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(audit) = self.0.get() else { return Ok(()) };
-        let (counts, objects, dropped, first) = {
+        let (counts, objects, dropped, first, bypassed, bypasses) = {
             let a = audit.lock();
-            (a.counts(), a.len(), a.dropped(), a.first_audit())
+            (a.counts(), a.len(), a.dropped(), a.first_audit(), a.bypasses(), a.bypasses_found())
         };
+        let (writes, write_errors) = audit.report_writes();
         let mut metric = encoder.encode_descriptor(
             "podguard_audit_violations",
             "Findings on objects already in the cluster, by policy, rule and namespace (the background audit)",
@@ -249,6 +250,36 @@ impl Collector for AuditCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(dropped).unwrap_or(i64::MAX)).encode(not_held)?;
+        let g = |n: usize| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+        let now = encoder.encode_descriptor(
+            "podguard_audit_bypassed_objects",
+            "Objects refused now that were not judged at admission (created while podguard was down, unregistered or not yet installed)",
+            None,
+            MetricType::Gauge,
+        )?;
+        g(bypassed).encode(now)?;
+        let found = encoder.encode_descriptor(
+            "podguard_audit_bypasses",
+            "Objects found refused now and not judged at admission, since start",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(bypasses).encode(found)?;
+        let mut w = encoder.encode_descriptor(
+            "podguard_audit_report_writes",
+            "PolicyReport objects written or deleted by this replica (the Lease holder), by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(writes).encode(w.encode_family(&[("outcome", "ok")])?)?;
+        ConstCounter::new(write_errors).encode(w.encode_family(&[("outcome", "error")])?)?;
+        let writer = encoder.encode_descriptor(
+            "podguard_audit_writer",
+            "1 while this replica holds the Lease that makes it the audit's writer",
+            None,
+            MetricType::Gauge,
+        )?;
+        g(usize::from(audit.is_writer())).encode(writer)?;
         if let Some(took) = first {
             let d = encoder.encode_descriptor(
                 "podguard_audit_first_duration_seconds",

@@ -10,6 +10,9 @@
 //! mode) and the policy's own, which is what it would have in an enforce namespace; so a warn
 //! namespace shows what switching it to enforce would refuse.
 
+pub mod bypass;
+pub mod policy_report;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +74,9 @@ pub struct Audited {
     /// Why it was not evaluated (exempt namespace, unreadable ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Refused now, and not judged at admission when it was written ([`bypass`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<bypass::Bypass>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -103,12 +109,32 @@ pub struct Key {
 #[derive(Debug)]
 struct Entry {
     group: &'static str,
+    uid: String,
+    /// When its pod spec was last written ([`bypass::last_write`]).
+    spec_written: Option<jiff::Timestamp>,
+    /// Whether the bypass verdict was made for its current result.
+    bypass_checked: bool,
     /// The stripped object, kept to judge it again when policies or labels change; `None` when
     /// it was too big to keep.
     json: Option<Box<RawValue>>,
     result: Audited,
     /// Seen in the relist in progress of its kind.
     fresh: bool,
+}
+
+/// An object refused now, to be given a bypass verdict ([`bypass::classify`]).
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Which object.
+    pub key: Key,
+    /// Its API group.
+    pub group: &'static str,
+    /// Its UID.
+    pub uid: String,
+    /// When its pod spec was last written.
+    pub written: jiff::Timestamp,
+    /// The policies refusing it now.
+    pub refusing: Vec<Arc<str>>,
 }
 
 /// Counts for the metrics: current violations per policy, rule and namespace.
@@ -131,6 +157,10 @@ pub struct Auditor {
     first_audit: Option<Duration>,
     /// How long the last re-audit of everything took, and when it ended.
     last_reaudit: Option<(Duration, jiff::Timestamp)>,
+    /// Bumped whenever a result may have changed: report writers skip an unchanged audit.
+    generation: u64,
+    /// Bypasses found since start (a counter).
+    bypasses_found: u64,
 }
 
 /// What `GET /report` shows.
@@ -148,6 +178,10 @@ pub struct Snapshot {
     pub objects: usize,
     /// Objects not held (over the limit).
     pub dropped: usize,
+    /// Whether this replica is the writer (holds the Lease) of report objects and Events.
+    pub writer: bool,
+    /// Objects refused now that were not judged at admission, in all namespaces shown.
+    pub bypassed: usize,
     /// Per namespace, those with findings or skipped; counts of all.
     pub namespaces: Vec<NamespaceReport>,
 }
@@ -166,6 +200,8 @@ pub struct NamespaceReport {
     pub refused_now: usize,
     /// Objects admission would refuse if the namespace enforced.
     pub refused_if_enforced: usize,
+    /// Objects refused now that were not judged at admission ([`bypass`]).
+    pub bypassed: usize,
     /// Objects with findings, and their findings.
     pub results: Vec<ObjectReport>,
 }
@@ -173,10 +209,16 @@ pub struct NamespaceReport {
 /// One object in the snapshot.
 #[derive(Debug, Serialize)]
 pub struct ObjectReport {
+    /// API group (empty for the core group).
+    #[serde(skip)]
+    pub group: &'static str,
     /// Kind.
     pub kind: &'static str,
     /// Name.
     pub name: String,
+    /// UID.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uid: String,
     /// Its result.
     #[serde(flatten)]
     pub result: Audited,
@@ -199,6 +241,8 @@ impl Auditor {
             started: Instant::now(),
             first_audit: None,
             last_reaudit: None,
+            generation: 0,
+            bypasses_found: 0,
         }
     }
 
@@ -239,6 +283,16 @@ impl Auditor {
         self.first_audit
     }
 
+    /// Changes whenever a result may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Bypasses found since start.
+    pub fn bypasses_found(&self) -> u64 {
+        self.bypasses_found
+    }
+
     /// The result of one object.
     pub fn result(&self, key: &Key) -> Option<&Audited> {
         self.objects.get(key).map(|e| &e.result)
@@ -258,6 +312,7 @@ impl Auditor {
 
     /// The relist of `kind` is complete. `all` is every kind audited, to time the first audit.
     pub fn relist_done(&mut self, kind: &'static str, all: &[&'static str]) {
+        self.generation += 1;
         self.objects.retain(|k, e| k.kind != kind || e.fresh);
         self.relisting.retain(|k| *k != kind);
         if !self.synced.contains(&kind) {
@@ -282,6 +337,10 @@ impl Auditor {
         labels: Option<&BTreeMap<String, String>>,
     ) {
         let Some(key) = key_of(kind, &object) else { return };
+        self.generation += 1;
+        let meta = object.get("metadata");
+        let uid = meta.and_then(|m| m.get("uid")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let spec_written = meta.and_then(|m| bypass::last_write(m, bypass::pod_spec_fields(kind)));
         strip(&mut object);
         let json = serde_json::to_string(&object).ok().and_then(|t| RawValue::from_string(t).ok());
         let result = match &json {
@@ -294,13 +353,23 @@ impl Auditor {
         let full = self.objects.len() >= self.max_objects;
         match self.objects.get_mut(&key) {
             Some(e) => {
+                if e.result.findings != result.findings || e.spec_written != spec_written {
+                    e.bypass_checked = false;
+                }
+                // Kept until the verdict is made again, so a bypass is counted and announced
+                // once, not again after each change of the object.
+                let bypass = e.result.bypass.take();
+                e.result = Audited { bypass, ..result };
                 e.json = json;
-                e.result = result;
+                e.uid = uid;
+                e.spec_written = spec_written;
                 e.fresh = true;
             }
             None if full => self.dropped += 1,
             None => {
-                self.objects.insert(key, Entry { group, json, result, fresh: true });
+                let entry =
+                    Entry { group, uid, spec_written, bypass_checked: false, json, result, fresh: true };
+                self.objects.insert(key, entry);
             }
         }
     }
@@ -308,6 +377,7 @@ impl Auditor {
     /// An object was deleted.
     pub fn delete(&mut self, kind: &'static str, object: &Value) {
         if let Some(key) = key_of(kind, object) {
+            self.generation += 1;
             self.objects.remove(&key);
         }
     }
@@ -320,13 +390,73 @@ impl Auditor {
         labels: impl Fn(&str) -> Option<Arc<BTreeMap<String, String>>>,
     ) {
         let start = Instant::now();
+        self.generation += 1;
         self.set = set;
         for (key, e) in &mut self.objects {
             let Some(raw) = &e.json else { continue };
             let l = labels(&key.namespace);
-            e.result = judge(&self.set, &self.settings, e.group, key, raw, l.as_deref());
+            let bypass = e.result.bypass.take();
+            e.result =
+                Audited { bypass, ..judge(&self.set, &self.settings, e.group, key, raw, l.as_deref()) };
+            // The policies or the namespace's mode changed: the verdict is made again.
+            e.bypass_checked = false;
         }
         self.last_reaudit = Some((start.elapsed(), jiff::Timestamp::now()));
+    }
+
+    /// Objects refused now whose bypass verdict is not made yet: what to look up for them.
+    pub fn bypass_candidates(&mut self) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for (key, e) in &mut self.objects {
+            if e.bypass_checked {
+                continue;
+            }
+            if !e.result.refused_now() {
+                e.bypass_checked = true;
+                if e.result.bypass.take().is_some() {
+                    self.generation += 1;
+                }
+                continue;
+            }
+            let Some(written) = e.spec_written else {
+                e.bypass_checked = true;
+                continue;
+            };
+            let mut refusing: Vec<Arc<str>> = Vec::new();
+            for f in e.result.findings.iter().filter(|f| f.mode == Mode::Enforce) {
+                for p in std::iter::once(&f.policy).chain(&f.also) {
+                    if !refusing.contains(p) {
+                        refusing.push(p.clone());
+                    }
+                }
+            }
+            out.push(Candidate { key: key.clone(), group: e.group, uid: e.uid.clone(), written, refusing });
+        }
+        out
+    }
+
+    /// Records the bypass verdict on a candidate (unless it changed since). Returns whether
+    /// it is a new bypass (to count and announce once).
+    pub fn set_bypass(&mut self, candidate: &Candidate, verdict: Option<bypass::Bypass>) -> bool {
+        let Some(e) = self.objects.get_mut(&candidate.key) else { return false };
+        if e.bypass_checked || e.spec_written != Some(candidate.written) {
+            return false;
+        }
+        e.bypass_checked = true;
+        let new = verdict.is_some() && e.result.bypass.is_none();
+        if new {
+            self.bypasses_found += 1;
+        }
+        if e.result.bypass != verdict {
+            self.generation += 1;
+        }
+        e.result.bypass = verdict;
+        new
+    }
+
+    /// Objects held that are bypasses now.
+    pub fn bypasses(&self) -> usize {
+        self.objects.values().filter(|e| e.result.bypass.is_some()).count()
     }
 
     /// Current violations per policy (also-policies included), rule and namespace.
@@ -356,7 +486,7 @@ impl Auditor {
                 by_ns.entry(k.namespace.as_str()).or_default().push((k, e));
             }
         }
-        let namespaces = by_ns
+        let namespaces: Vec<NamespaceReport> = by_ns
             .into_iter()
             .map(|(ns, mut entries)| {
                 entries.sort_by(|a, b| a.0.cmp(b.0));
@@ -370,12 +500,15 @@ impl Auditor {
                         .iter()
                         .filter(|(_, e)| e.result.refused_if_enforced())
                         .count(),
+                    bypassed: entries.iter().filter(|(_, e)| e.result.bypass.is_some()).count(),
                     results: entries
                         .into_iter()
                         .filter(|(_, e)| !e.result.findings.is_empty())
                         .map(|(k, e)| ObjectReport {
+                            group: e.group,
                             kind: k.kind,
                             name: k.name.clone(),
+                            uid: e.uid.clone(),
                             result: e.result.clone(),
                         })
                         .collect(),
@@ -388,6 +521,8 @@ impl Auditor {
             first_audit_seconds: self.first_audit.map(|d| d.as_secs_f64()),
             objects: self.objects.len(),
             dropped: self.dropped,
+            writer: false,
+            bypassed: namespaces.iter().map(|n: &NamespaceReport| n.bypassed).sum(),
             namespaces,
         }
     }
@@ -475,7 +610,7 @@ fn judge(
             controls: v.controls.compact().to_owned(),
         })
         .collect();
-    Audited { findings, omitted: d.omitted.iter().map(|o| o.count).sum(), skipped }
+    Audited { findings, omitted: d.omitted.iter().map(|o| o.count).sum(), skipped, bypass: None }
 }
 
 #[cfg(test)]
@@ -581,6 +716,45 @@ mod tests {
         a.apply("", "Pod", changed, None);
         assert!(a.result(&held[0]).is_some_and(Audited::refused_now));
         assert_eq!(a.dropped(), 3);
+    }
+
+    #[test]
+    fn a_bypass_is_found_for_objects_refused_now_and_counted_once() {
+        let mut a = Auditor::new(Settings::default(), library());
+        let mut p = pod("priv", "shop", true);
+        p["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z".into();
+        a.apply("", "Pod", p.clone(), None);
+        a.apply("", "Pod", pod("plain", "shop", false), Some(&labels("warn")));
+        let candidates = a.bypass_candidates();
+        assert_eq!(candidates.len(), 1, "only the pod refused now: {candidates:?}");
+        let c = &candidates[0];
+        assert_eq!(c.written, "2026-01-01T00:00:00Z".parse().unwrap());
+        assert!(c.refusing.iter().any(|p| &**p == "pod-security-baseline"), "{:?}", c.refusing);
+        let verdict = bypass::classify(
+            c.written,
+            &bypass::Times {
+                webhook_registered: Some("2026-02-01T00:00:00Z".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        assert!(a.set_bypass(c, verdict.clone()), "a new bypass");
+        assert_eq!((a.bypasses(), a.bypasses_found()), (1, 1));
+        assert!(a.bypass_candidates().is_empty(), "the verdict is made");
+        // Judged again (a namespace's labels changed): asked again, but not counted again.
+        let set = a.policies().clone();
+        a.reaudit(set, |_| None);
+        let again = a.bypass_candidates();
+        assert_eq!(again.len(), 1);
+        assert!(!a.set_bypass(&again[0], verdict), "the same bypass is not new");
+        assert_eq!((a.bypasses(), a.bypasses_found()), (1, 1));
+        let snap = a.snapshot(None, KINDS, |_| None);
+        assert_eq!(snap.bypassed, 1);
+        assert!(snap.namespaces[0].results.iter().any(|o| o.result.bypass.is_some()));
+        // Once its namespace only warns, it is refused no more, and no longer a bypass.
+        let set = a.policies().clone();
+        a.reaudit(set, |_| Some(Arc::new(labels("warn"))));
+        assert!(a.bypass_candidates().is_empty());
+        assert_eq!((a.bypasses(), a.bypasses_found()), (0, 1));
     }
 
     #[test]

@@ -100,6 +100,25 @@ pub struct Args {
         action = clap::ArgAction::Set
     )]
     pub audit: bool,
+    /// With the audit, write one `wgpolicyk8s.io/v1alpha2` PolicyReport per namespace with
+    /// findings (the CRD must be installed). One replica writes, chosen through a Lease in the
+    /// policy namespace. true or false.
+    #[arg(
+        long,
+        env = "PODGUARD_AUDIT_REPORTS",
+        value_name = "BOOL",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub audit_reports: bool,
+    /// Name of the Lease (in the policy namespace) through which one replica is chosen to write
+    /// the audit's report objects and bypass Events.
+    #[arg(long, env = "PODGUARD_AUDIT_LEASE", value_name = "NAME", default_value = "podguard-audit-writer")]
+    pub audit_lease: String,
+    /// Name of podguard's ValidatingWebhookConfiguration: objects whose pod spec was written
+    /// before it was registered are reported as never judged at admission.
+    #[arg(long, env = "PODGUARD_WEBHOOK_CONFIGURATION", value_name = "NAME")]
+    pub webhook_configuration: Option<String>,
     /// Namespace of the policy ConfigMaps (default: $POD_NAMESPACE, else podguard-system).
     #[arg(long, env = "PODGUARD_POLICY_NAMESPACE", value_name = "NS")]
     pub policy_namespace: Option<String>,
@@ -160,6 +179,8 @@ pub struct Plan {
     pub settings: Settings,
     /// Run the background audit (with --configmaps).
     pub audit: bool,
+    /// What runs beside the audit: report objects, the writer's Lease, bypass verdicts.
+    pub audit_duties: Option<crate::source::reports::Options>,
 }
 
 /// A flag value that cannot be used.
@@ -271,6 +292,16 @@ impl Plan {
             tls,
             policies: args.policies,
             audit: args.configmaps && args.audit,
+            audit_duties: (args.configmaps && args.audit).then(|| crate::source::reports::Options {
+                reports: args.audit_reports,
+                lease: (
+                    args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),
+                    args.audit_lease.clone(),
+                ),
+                identity: crate::source::reports::identity(),
+                webhook_configuration: args.webhook_configuration.clone(),
+                exempt_users: !exemptions.usernames.is_empty(),
+            }),
             configmaps: args.configmaps.then(|| ConfigMapOptions {
                 namespace: args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),
                 selector: args.policy_selector.clone(),
@@ -464,8 +495,16 @@ async fn serve(
                 )
                 .await;
                 metrics.watch_audit(a.clone());
-                audit = Some(a);
                 _audit_tasks = tasks;
+                if let Some(duties) = plan.audit_duties.clone() {
+                    _audit_tasks.extend(crate::source::reports::start(
+                        client.clone(),
+                        a.clone(),
+                        store.clone(),
+                        duties,
+                    ));
+                }
+                audit = Some(a);
             }
             let cache = Arc::new(sources.namespaces().clone());
             _cluster = Some(sources);

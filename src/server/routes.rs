@@ -363,7 +363,9 @@ async fn report(
     // A snapshot of a large cluster takes a while to build: off the async workers.
     let built = tokio::task::spawn_blocking(move || {
         let a = audit.lock();
-        serde_json::to_vec(&a.snapshot(q.namespace.as_deref(), audit.kinds(), |ns| audit.labels(ns)))
+        let mut snapshot = a.snapshot(q.namespace.as_deref(), audit.kinds(), |ns| audit.labels(ns));
+        snapshot.writer = audit.is_writer();
+        serde_json::to_vec(&snapshot)
     })
     .await;
     match built {

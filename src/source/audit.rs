@@ -6,6 +6,7 @@
 //! listed controller owns are left out, as in `podguard report --cluster`: a Deployment is
 //! judged once, not again through its ReplicaSets and Pods.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,6 +31,15 @@ pub struct Audit {
     auditor: Arc<Mutex<Auditor>>,
     namespaces: NamespaceCache,
     kinds: Arc<Vec<&'static str>>,
+    duty: Arc<Duty>,
+}
+
+/// The single-writer duty (report objects, bypass Events), held through a Lease.
+#[derive(Debug, Default)]
+struct Duty {
+    writer: AtomicBool,
+    report_writes: AtomicU64,
+    report_errors: AtomicU64,
 }
 
 impl Audit {
@@ -41,6 +51,27 @@ impl Audit {
     /// The kinds audited (those the API server serves).
     pub fn kinds(&self) -> &[&'static str] {
         &self.kinds
+    }
+
+    /// Whether this replica holds the writer's Lease now.
+    pub fn is_writer(&self) -> bool {
+        self.duty.writer.load(Ordering::Acquire)
+    }
+
+    /// Holds (or no longer holds) the writer's Lease.
+    pub fn set_writer(&self, writer: bool) {
+        self.duty.writer.store(writer, Ordering::Release);
+    }
+
+    /// Report objects written or deleted, and attempts that failed.
+    pub fn report_writes(&self) -> (u64, u64) {
+        (self.duty.report_writes.load(Ordering::Relaxed), self.duty.report_errors.load(Ordering::Relaxed))
+    }
+
+    /// Counts a report object written (`ok`) or a failed attempt.
+    pub fn count_report_write(&self, ok: bool) {
+        let c = if ok { &self.duty.report_writes } else { &self.duty.report_errors };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The labels of a namespace, as the audit sees them.
@@ -83,6 +114,7 @@ pub async fn start(
         auditor: Arc::new(Mutex::new(Auditor::new(settings, store.current()))),
         namespaces: namespaces.clone(),
         kinds: kinds.clone(),
+        duty: Arc::default(),
     };
     let mut tasks = Vec::new();
     for (group, kind, ar) in served {

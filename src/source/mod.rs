@@ -14,6 +14,7 @@ pub mod files;
 pub mod inventory;
 pub mod manifests;
 pub mod namespaces;
+pub mod reports;
 pub mod watch;
 
 #[cfg(test)]

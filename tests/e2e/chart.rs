@@ -297,30 +297,71 @@ fn rbac_grants_what_serve_needs_and_nothing_more() {
         verbs: verbs.iter().map(|s| s.to_string()).collect(),
         ..PolicyRule::default()
     };
+    let named = |groups: &[&str], resources: &[&str], name: &str, verbs: &[&str]| PolicyRule {
+        resource_names: Some(vec![name.to_owned()]),
+        ..rule(groups, resources, verbs)
+    };
+    let configmaps = rule(&[""], &["configmaps"], &["get", "list", "watch"]);
+    let events = rule(&["events.k8s.io"], &["events"], &["create", "patch"]);
     // The other Role belongs to the helm test hook.
     let role: Role = serde_json::from_value(rendered.named("Role", "podguard").clone()).unwrap();
     assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
     assert_eq!(
         role.rules.unwrap(),
         [
-            rule(&[""], &["configmaps"], &["get", "list", "watch"]),
-            rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
+            configmaps.clone(),
+            events.clone(),
+            // The audit writer's Lease: created once, then only that one.
+            rule(&["coordination.k8s.io"], &["leases"], &["create"]),
+            named(
+                &["coordination.k8s.io"],
+                &["leases"],
+                "podguard-audit-writer",
+                &["get", "patch", "update"]
+            ),
         ]
     );
     let cluster_role: ClusterRole = rendered.typed("ClusterRole");
     let namespaces = rule(&[""], &["namespaces"], &["get", "list", "watch"]);
-    // The background audit (on by default): read-only, every kind that holds a pod spec.
+    // The background audit (on by default): read-only on every kind that holds a pod spec; the
+    // webhook configuration's creation time, and Events on objects that bypassed admission.
     let audit = [
         rule(&[""], &["pods", "podtemplates", "replicationcontrollers"], &["list", "watch"]),
         rule(&["apps"], &["deployments", "replicasets", "statefulsets", "daemonsets"], &["list", "watch"]),
         rule(&["batch"], &["jobs", "cronjobs"], &["list", "watch"]),
+        named(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], "podguard", &["get"]),
+        events.clone(),
     ];
     let mut want = vec![namespaces.clone()];
-    want.extend(audit);
+    want.extend(audit.clone());
     assert_eq!(cluster_role.rules.unwrap(), want);
-    assert!(pod_spec(&rendered).containers[0].args.as_ref().unwrap().contains(&"--audit=true".to_owned()));
-    let without: ClusterRole = render(&["--set", "audit.enabled=false"]).typed("ClusterRole");
-    assert_eq!(without.rules.unwrap(), [namespaces]);
+    let args = pod_spec(&rendered).containers[0].args.clone().unwrap();
+    for arg in [
+        "--audit=true",
+        "--audit-reports=false",
+        "--webhook-configuration=podguard",
+        "--audit-lease=podguard-audit-writer",
+    ] {
+        assert!(args.contains(&arg.to_owned()), "{arg} not in {args:?}");
+    }
+    assert!(rendered.all("CustomResourceDefinition").is_empty(), "no CRD unless reports are asked for");
+    // Report objects: the CRD (unless another tool installed it) and exactly what the writer uses.
+    let reports = render(&["--set", "audit.reports.enabled=true"]);
+    let crd = reports.typed::<Value>("CustomResourceDefinition");
+    assert_eq!(crd["metadata"]["name"], "policyreports.wgpolicyk8s.io");
+    assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+    let with_reports: ClusterRole = reports.typed("ClusterRole");
+    want.push(rule(&["wgpolicyk8s.io"], &["policyreports"], &["get", "list", "create", "patch", "delete"]));
+    assert_eq!(with_reports.rules.unwrap(), want);
+    assert!(
+        pod_spec(&reports).containers[0].args.as_ref().unwrap().contains(&"--audit-reports=true".to_owned())
+    );
+    let own_crd = render(&["--set", "audit.reports.enabled=true", "--set", "audit.reports.installCRD=false"]);
+    assert!(own_crd.all("CustomResourceDefinition").is_empty());
+    let without = render(&["--set", "audit.enabled=false"]);
+    assert_eq!(without.typed::<ClusterRole>("ClusterRole").rules.unwrap(), [namespaces]);
+    let without_role: Role = serde_json::from_value(without.named("Role", "podguard").clone()).unwrap();
+    assert_eq!(without_role.rules.unwrap(), [configmaps, events]);
     let subject = json!([{"kind": "ServiceAccount", "name": "podguard", "namespace": NAMESPACE}]);
     let binding: RoleBinding =
         serde_json::from_value(rendered.named("RoleBinding", "podguard").clone()).unwrap();

@@ -1,0 +1,422 @@
+//! What the background audit writes into the cluster, and who writes it.
+//!
+//! - **The writer's Lease.** Every replica audits and answers `GET /report`; one at a time
+//!   writes, chosen through a `coordination.k8s.io` Lease ([`LEASE_DURATION`]; when the
+//!   holder goes away another takes over once it expires).
+//! - **Report objects** (`--audit-reports`): one `PolicyReport` per namespace with findings,
+//!   built by [`crate::audit::policy_report`], written by server-side apply only when its bytes
+//!   change, at most once per [`MIN_INTERVAL`] per namespace and [`MAX_WRITES_PER_TICK`] a
+//!   second in all; deleted when the namespace has no finding left.
+//! - **Bypasses**: every replica gives each object refused now a verdict
+//!   ([`crate::audit::bypass`]) from the times the API server keeps, within [`BYPASS_EVERY`];
+//!   the writer records a `Warning` Event on each new one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use super::Store;
+use super::audit::Audit;
+use crate::audit::bypass::{self, Times};
+use crate::audit::policy_report::{self, GROUP, KIND, MANAGED_BY, NAME, PLURAL, VERSION};
+use crate::audit::{Candidate, NamespaceReport};
+use crate::policy::Origin;
+
+/// How long the writer's Lease lasts without renewal: the longest a dead writer's duty waits.
+pub const LEASE_DURATION: u64 = 8;
+/// How long before expiry the holder renews.
+const LEASE_GRACE: u64 = 3;
+/// A namespace's report is written at most this often.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Report objects written or deleted per second, at most, across namespaces.
+pub const MAX_WRITES_PER_TICK: usize = 10;
+/// How often objects refused now are given their bypass verdict.
+pub const BYPASS_EVERY: Duration = Duration::from_secs(2);
+/// Verdicts made per round at most (each may need a few GETs).
+const BYPASS_BATCH: usize = 200;
+/// Field manager of report objects.
+const MANAGER: &str = "podguard";
+/// Reason of the Event on an object that bypassed admission.
+pub const REASON_BYPASS: &str = "AdmissionBypassed";
+
+/// What to run beside the audit.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Write PolicyReport objects.
+    pub reports: bool,
+    /// Namespace and name of the writer's Lease.
+    pub lease: (String, String),
+    /// This replica's identity in the Lease.
+    pub identity: String,
+    /// Name of podguard's ValidatingWebhookConfiguration, to know when it was registered.
+    pub webhook_configuration: Option<String>,
+    /// Whether some users are exempt from the policies.
+    pub exempt_users: bool,
+}
+
+/// This replica's identity: `$POD_NAME` (the chart sets it) or the host name, and the process.
+pub fn identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "podguard".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Starts the Lease, the bypass verdicts and (with `reports`) the report writer.
+pub fn start(client: kube::Client, audit: Audit, store: Arc<Store>, opts: Options) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(hold_lease(client.clone(), audit.clone(), opts.clone()))];
+    let reporter = Reporter { controller: "podguard".into(), instance: Some(opts.identity.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    tasks.push(tokio::spawn(find_bypasses(client.clone(), audit.clone(), store, opts.clone(), recorder)));
+    if opts.reports {
+        tasks.push(tokio::spawn(write_reports(client, audit)));
+    }
+    tasks
+}
+
+/// Competes for the writer's Lease for the life of the process, and mirrors the outcome in
+/// [`Audit::is_writer`].
+async fn hold_lease(client: kube::Client, audit: Audit, opts: Options) {
+    let (namespace, name) = opts.lease;
+    let manager = loop {
+        let built = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &name)
+            .with_namespace(&namespace)
+            .with_identity(&opts.identity)
+            .with_field_manager(format!("podguard-{}", opts.identity))
+            .with_duration(LEASE_DURATION)
+            .with_grace(LEASE_GRACE)
+            .build()
+            .await;
+        match built {
+            Ok(m) => break m,
+            Err(e) => {
+                tracing::warn!(lease = %format!("{namespace}/{name}"), error = %e,
+                    "cannot use the audit writer's Lease (podguard needs get/create/patch on coordination.k8s.io leases); retrying in 10 s");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        }
+    };
+    let (mut state, task) = manager.watch().await;
+    while state.changed().await.is_ok() {
+        let writer = *state.borrow_and_update();
+        audit.set_writer(writer);
+        tracing::info!(identity = %opts.identity, writer, "audit writer's Lease {}", if writer { "acquired" } else { "lost" });
+    }
+    audit.set_writer(false);
+    drop(task);
+}
+
+/// What the writer knows of a report object it wrote, or found.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    /// Hash of the body written; `None` for one found, not written.
+    hash: Option<u64>,
+    at: Option<Instant>,
+}
+
+async fn write_reports(client: kube::Client, audit: Audit) {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL);
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let mut written: HashMap<String, Written> = HashMap::new();
+    let mut known = false;
+    let mut done_generation = None;
+    let mut complained = None::<Instant>;
+    let mut complain = |what: &str, e: &kube::Error| {
+        if complained.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            complained = Some(Instant::now());
+            tracing::warn!(error = %e, "cannot {what} PolicyReports (is the wgpolicyk8s.io CRD installed, and does podguard have get/list/create/patch/delete on policyreports?)");
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !audit.is_writer() {
+            // Another replica writes; what it wrote is learnt again when the duty returns.
+            known = false;
+            written.clear();
+            done_generation = None;
+            continue;
+        }
+        if !known {
+            match all.list_metadata(&ListParams::default().labels(&selector)).await {
+                Ok(list) => {
+                    for o in list.items.into_iter().filter(|o| o.metadata.name.as_deref() == Some(NAME)) {
+                        let ns = o.metadata.namespace.unwrap_or_default();
+                        written.insert(ns, Written { hash: None, at: None });
+                    }
+                    known = true;
+                }
+                Err(e) => {
+                    complain("list", &e);
+                    continue;
+                }
+            }
+        }
+        let (generation, desired) = {
+            let a = audit.lock();
+            if !a.synced(audit.kinds()) || done_generation == Some(a.generation()) {
+                continue;
+            }
+            let set = a.policies().clone();
+            let severity = |p: &str| set.policies().iter().find(|c| &*c.name == p).map(|c| c.severity);
+            let snapshot = a.snapshot(None, audit.kinds(), |ns| audit.labels(ns));
+            let desired: BTreeMap<String, Value> = snapshot
+                .namespaces
+                .iter()
+                .filter(|ns| !ns.results.is_empty() && !ns.name.is_empty())
+                .map(|ns: &NamespaceReport| (ns.name.clone(), policy_report::build(ns, severity)))
+                .collect();
+            (a.generation(), desired)
+        };
+        let mut ops = 0;
+        let mut complete = true;
+        for (ns, body) in &desired {
+            let hash = hash_of(body);
+            let before = written.get(ns).copied();
+            if before.is_some_and(|w| w.hash == Some(hash)) {
+                continue;
+            }
+            if before.and_then(|w| w.at).is_some_and(|at| at.elapsed() < MIN_INTERVAL)
+                || ops >= MAX_WRITES_PER_TICK
+            {
+                complete = false;
+                continue;
+            }
+            ops += 1;
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            match api.patch(NAME, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await {
+                Ok(_) => {
+                    audit.count_report_write(true);
+                    written.insert(ns.clone(), Written { hash: Some(hash), at: Some(Instant::now()) });
+                }
+                Err(e) => {
+                    audit.count_report_write(false);
+                    complain("write", &e);
+                    complete = false;
+                }
+            }
+        }
+        let stale: Vec<String> = written.keys().filter(|ns| !desired.contains_key(*ns)).cloned().collect();
+        for ns in stale {
+            if written[&ns].at.is_some_and(|at| at.elapsed() < MIN_INTERVAL) || ops >= MAX_WRITES_PER_TICK {
+                complete = false;
+                continue;
+            }
+            ops += 1;
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+            match api.delete(NAME, &DeleteParams::default()).await {
+                Ok(_) => {
+                    audit.count_report_write(true);
+                    written.remove(&ns);
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    written.remove(&ns);
+                }
+                Err(e) => {
+                    audit.count_report_write(false);
+                    complain("delete", &e);
+                    complete = false;
+                }
+            }
+        }
+        if complete {
+            done_generation = Some(generation);
+        }
+    }
+}
+
+fn hash_of(v: &Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(v).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// Gives each object refused now its bypass verdict, counts new bypasses, and (on the writer)
+/// records an Event on each.
+async fn find_bypasses(
+    client: kube::Client,
+    audit: Audit,
+    store: Arc<Store>,
+    opts: Options,
+    recorder: Recorder,
+) {
+    let mut tick = tokio::time::interval(BYPASS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let candidates = audit.lock().bypass_candidates();
+        if candidates.is_empty() {
+            continue;
+        }
+        // Looked up afresh each round: a label written a second ago must be seen.
+        let mut lookup = Lookup::new(client.clone());
+        let registered = match &opts.webhook_configuration {
+            Some(name) => match lookup.webhook_registered(name).await {
+                Ok(t) => t,
+                Err(()) => continue,
+            },
+            None => None,
+        };
+        let set = store.current();
+        for c in candidates.iter().take(BYPASS_BATCH) {
+            let Ok(mode_since) = lookup.namespace_labels_written(&c.key.namespace).await else { continue };
+            let mut policies = Vec::new();
+            let mut unknown = false;
+            for p in &c.refusing {
+                let origin = set.policies().iter().find(|x| x.name == *p).map(|x| &x.origin);
+                let since = match origin {
+                    Some(Origin::ConfigMap { namespace, name, .. }) => {
+                        match lookup.data_written(namespace, name).await {
+                            Ok(t) => t,
+                            Err(()) => {
+                                unknown = true;
+                                break;
+                            }
+                        }
+                    }
+                    // Built in or from a file: in force since podguard was registered.
+                    _ => registered,
+                };
+                policies.push((p.clone(), since));
+            }
+            if unknown {
+                continue;
+            }
+            let times = Times {
+                webhook_registered: registered,
+                namespace_mode_since: mode_since,
+                policies,
+                exempt_users: opts.exempt_users,
+            };
+            let verdict = bypass::classify(c.written, &times);
+            let new = audit.lock().set_bypass(c, verdict.clone());
+            if let (true, Some(b)) = (new, verdict) {
+                tracing::warn!(namespace = %c.key.namespace, kind = c.key.kind, name = %c.key.name,
+                    reason = ?b.reason, "audit: an object refused now was not judged at admission: {}", b.message);
+                if audit.is_writer() {
+                    announce(&recorder, c, &b).await;
+                }
+            }
+        }
+    }
+}
+
+async fn announce(recorder: &Recorder, c: &Candidate, b: &bypass::Bypass) {
+    let api_version = if c.group.is_empty() { "v1".to_owned() } else { format!("{}/v1", c.group) };
+    let reference = ObjectReference {
+        api_version: Some(api_version),
+        kind: Some(c.key.kind.to_owned()),
+        name: Some(c.key.name.clone()),
+        namespace: Some(c.key.namespace.clone()),
+        uid: (!c.uid.is_empty()).then(|| c.uid.clone()),
+        ..ObjectReference::default()
+    };
+    let policies: Vec<&str> = c.refusing.iter().map(|p| &**p).collect();
+    let mut note = format!(
+        "refused now by {} and not judged at admission: {}. GET /report on podguard's metrics port lists its findings",
+        policies.join(", "),
+        b.message
+    );
+    if note.len() > 1024 {
+        let mut end = 1021;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: REASON_BYPASS.into(),
+        note: Some(note),
+        action: "Audit".into(),
+        secondary: None,
+    };
+    match tokio::time::timeout(Duration::from_secs(10), recorder.publish(&event, &reference)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(name = %c.key.name, error = %e,
+            "cannot record the bypass Event (podguard needs create/patch on events.k8s.io events)"),
+        Err(_) => {
+            tracing::warn!(name = %c.key.name, "cannot record the bypass Event: the API server did not answer in time")
+        }
+    }
+}
+
+/// GETs of one round, each made once.
+struct Lookup {
+    client: kube::Client,
+    namespaces: HashMap<String, Option<jiff::Timestamp>>,
+    configmaps: HashMap<(String, String), Option<jiff::Timestamp>>,
+}
+
+impl Lookup {
+    fn new(client: kube::Client) -> Self {
+        Self { client, namespaces: HashMap::new(), configmaps: HashMap::new() }
+    }
+
+    async fn webhook_registered(&self, name: &str) -> Result<Option<jiff::Timestamp>, ()> {
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        match api.get(name).await {
+            Ok(o) => Ok(bypass::created(&metadata(&o.metadata))),
+            // Not registered now: what is written meanwhile is judged by the other rule, and
+            // predates the registration once it is registered again.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the webhook configuration");
+                Err(())
+            }
+        }
+    }
+
+    async fn namespace_labels_written(&mut self, name: &str) -> Result<Option<jiff::Timestamp>, ()> {
+        if let Some(t) = self.namespaces.get(name) {
+            return Ok(*t);
+        }
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let t = match api.get(name).await {
+            Ok(o) => bypass::last_write(&metadata(&o.metadata), &["f:metadata", "f:labels"]),
+            Err(e) => {
+                tracing::debug!(namespace = name, error = %e, "cannot read the namespace");
+                return Err(());
+            }
+        };
+        self.namespaces.insert(name.to_owned(), t);
+        Ok(t)
+    }
+
+    async fn data_written(&mut self, namespace: &str, name: &str) -> Result<Option<jiff::Timestamp>, ()> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(t) = self.configmaps.get(&key) {
+            return Ok(*t);
+        }
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let t = match api.get(name).await {
+            Ok(o) => bypass::last_write(&metadata(&o.metadata), &["f:data"]),
+            Err(e) => {
+                tracing::debug!(configmap = name, error = %e, "cannot read the policy ConfigMap");
+                return Err(());
+            }
+        };
+        self.configmaps.insert(key, t);
+        Ok(t)
+    }
+}
+
+fn metadata(m: &kube::api::ObjectMeta) -> Value {
+    serde_json::to_value(m).unwrap_or_default()
+}
