@@ -435,6 +435,14 @@ impl Auditor {
         out
     }
 
+    /// Makes every verdict again (the times it was made from may have changed: a webhook
+    /// configuration registered again, a policy ConfigMap rewritten).
+    pub fn recheck_bypasses(&mut self) {
+        for e in self.objects.values_mut() {
+            e.bypass_checked = false;
+        }
+    }
+
     /// Records the bypass verdict on a candidate (unless it changed since). Returns whether
     /// it is a new bypass (to count and announce once).
     pub fn set_bypass(&mut self, candidate: &Candidate, verdict: Option<bypass::Bypass>) -> bool {

@@ -42,6 +42,9 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 pub const MAX_WRITES_PER_TICK: usize = 10;
 /// How often objects refused now are given their bypass verdict.
 pub const BYPASS_EVERY: Duration = Duration::from_secs(2);
+/// Every verdict is made again this often, as the times it rests on may change without the
+/// object changing (the webhook registered again, a policy ConfigMap rewritten).
+pub const RECHECK_ALL: Duration = Duration::from_secs(60);
 /// Verdicts made per round at most (each may need a few GETs).
 const BYPASS_BATCH: usize = 200;
 /// Field manager of report objects.
@@ -257,8 +260,13 @@ async fn find_bypasses(
 ) {
     let mut tick = tokio::time::interval(BYPASS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_full = Instant::now();
     loop {
         tick.tick().await;
+        if last_full.elapsed() >= RECHECK_ALL {
+            last_full = Instant::now();
+            audit.lock().recheck_bypasses();
+        }
         let candidates = audit.lock().bypass_candidates();
         if candidates.is_empty() {
             continue;

@@ -50,7 +50,7 @@ stop_pid() {
 
 show_logs() {
   local f
-  for f in podguard.out podguard.err kube-controller-manager.log kube-apiserver.log etcd.log; do
+  for f in podguard.out podguard.err podguard-b.err kube-controller-manager.log kube-apiserver.log etcd.log; do
     [ -s "$tmp/$f" ] || continue
     log "--- last lines of $f"
     tail -n 25 "$tmp/$f" | sed 's/^/  | /'
@@ -66,6 +66,10 @@ cleanup() {
   # through a file.
   if [ -n "$tmp" ] && [ -s "$tmp/apiserver.pid" ]; then
     pids[1]=$(cat "$tmp/apiserver.pid")
+  fi
+  # Scenario 24 may kill podguard and start it again, likewise.
+  if [ -n "$tmp" ] && [ -s "$tmp/podguard.pid" ] && [ "${#pids[@]}" -gt 2 ]; then
+    pids[2]=$(cat "$tmp/podguard.pid")
   fi
   # Reverse start order: the controller manager, podguard, the API server, etcd.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -1008,6 +1012,162 @@ scenario_audit_policy_change() {
   delete_policy e2e-audit-restricted
 }
 
+# start_podguard NAME PORT METRICS_PORT: `podguard serve` as the chart runs it (ConfigMaps, the
+# audit writing PolicyReports, the writer's Lease), in the background (its PID in $!), with
+# stdout and stderr in $tmp/NAME.out and .err and its self-signed CA in $tmp/NAME-ca.pem.
+start_podguard() {
+  KUBECONFIG="$tmp/podguard.kubeconfig" "$PODGUARD_BIN" serve --configmaps --policy-namespace "$POLICY_NS" \
+    --tls-self-signed --tls-self-signed-ca-out "$tmp/$1-ca.pem" \
+    --listen "127.0.0.1:$2" --metrics-listen "127.0.0.1:$3" \
+    --audit-reports true --webhook-configuration podguard \
+    --exempt-namespaces "$EXEMPT_NS" >"$tmp/$1.out" 2>"$tmp/$1.err" &
+}
+
+# register_webhook: (re)registers podguard by URL, with the CA podguard wrote (also left in
+# ca_bundle, for scenario 18); RC/OUT as k. Named as the chart names it, so that the chart's RBAC
+# lets podguard read when it was created.
+register_webhook() {
+  ca_bundle=$(base64 -w0 "$tmp/podguard-ca.pem")
+  k apply -f - <<<"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: podguard}
+webhooks:
+  - name: $WEBHOOK_NAME
+    clientConfig:
+      url: https://127.0.0.1:$pg_port/validate
+      caBundle: $ca_bundle
+    rules:
+      - {apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE, UPDATE],
+         resources: [pods, pods/ephemeralcontainers, replicationcontrollers, podtemplates]}
+      - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE],
+         resources: [deployments, replicasets, statefulsets, daemonsets]}
+      - {apiGroups: [batch], apiVersions: [v1], operations: [CREATE, UPDATE],
+         resources: [jobs, cronjobs]}
+    namespaceSelector:
+      matchExpressions: [{key: podguard.dev/ignore, operator: NotIn, values: [\"true\"]}]
+    failurePolicy: Fail
+    sideEffects: None
+    timeoutSeconds: 10
+    admissionReviewVersions: [v1]"
+}
+
+# is_writer METRICS_PORT: the podguard answering there says it holds the audit writer's Lease.
+is_writer() {
+  curl -sf --max-time 5 "http://127.0.0.1:$1/report?namespace=-" 2>/dev/null | jq -e '.writer == true' >/dev/null 2>&1
+}
+# policy_report_has NS JQ: podguard's PolicyReport in NS matches the jq filter; it is in PR.
+policy_report_has() {
+  PR=$(kubectl --request-timeout=10s get policyreport podguard -n "$1" -o json 2>&1) &&
+    jq -e "$2" <<<"$PR" >/dev/null 2>&1
+}
+
+# 24. Two replicas: exactly one writes (holds the Lease); killed, the other takes the duty over
+#     within 15 s (Lease of 8 s) and writes the report of a new violation. Both answer /report.
+#     A killed first replica is started again (same ports, new CA) and registered again.
+scenario_audit_writer_moves() {
+  wait_until 20 eval 'is_writer "$metrics_port" || is_writer "$metrics2_port"' || bad "no replica is the writer after 20 s"
+  if is_writer "$metrics_port" && is_writer "$metrics2_port"; then bad "both replicas are writers"; fi
+  local name pid survivor
+  if is_writer "$metrics_port"; then
+    name=podguard pid=$(cat "$tmp/podguard.pid") survivor=$metrics2_port
+  else
+    name=podguard-b pid=$(cat "$tmp/podguard-b.pid") survivor=$metrics_port
+  fi
+  curl -sf --max-time 5 "http://127.0.0.1:$survivor/report" | jq -e '.synced == true' >/dev/null ||
+    bad "the replica that is not the writer does not answer /report"
+  log "  the writer is $name (PID $pid); killing it"
+  kill -KILL "$pid"
+  local killed=$(now_ms)
+  wait_until 15 is_writer "$survivor" || bad "the other replica did not take the duty over within 15 s"
+  log "  the duty moved after $(($(now_ms) - killed)) ms"
+  # The new writer writes. (Where the webhook is not called, as the first replica may be down.)
+  local ns=e2e-writer
+  namespace "$ns" podguard.dev/mode=warn podguard.dev/ignore=true
+  k_in "$(pod_privileged priv)" create -n "$ns" -f -
+  expect_ok "a privileged pod"
+  wait_until 15 policy_report_has "$ns" '.summary.warn >= 1 and .results[0].resources[0].name == "priv"' ||
+    { OUT=$PR; bad "the new writer wrote no PolicyReport within 15 s"; }
+  [ "$name" = podguard ] || return 0
+  start_podguard podguard "$pg_port" "$metrics_port"
+  echo "$!" >"$tmp/podguard.pid"
+  # shellcheck disable=SC2016 # expanded by eval, on each attempt
+  wait_until 30 eval '[ -s "$tmp/podguard-ca.pem" ] &&
+    curl -sf --max-time 2 --cacert "$tmp/podguard-ca.pem" "https://127.0.0.1:$pg_port/readyz" >/dev/null' ||
+    bad "podguard not ready again after 30 s"
+  register_webhook
+  expect_ok "register the webhook with the new CA"
+  wait_until 15 dry_run_denied_by pod-security-baseline e2e-probe "$(pod_privileged probe)" ||
+    bad "the API server does not call the restarted podguard"
+  is_writer "$metrics_port" && bad "the restarted replica took the duty from a live writer"
+  return 0
+}
+
+# 25. 1,000 violating pods in a warn namespace: one PolicyReport, within its cap (500 results
+#     and a summarising one, the summary counting all), under 512 KiB; deleted once the pods go.
+scenario_audit_report_cap() {
+  local ns=e2e-report-cap
+  namespace "$ns" podguard.dev/mode=warn
+  python3 - "$ns" >"$tmp/pods-1000.json" <<'PY'
+import json, sys
+pods = [{"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": f"priv-{i:04d}", "namespace": sys.argv[1]},
+         "spec": {"containers": [{"name": "app", "image": "registry.example/app:1.0",
+                                  "securityContext": {"privileged": True}}]}}
+        for i in range(1000)]
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
+PY
+  local start=$(now_ms)
+  OUT=$(kubectl --request-timeout=60s create -f "$tmp/pods-1000.json" 2>&1 >/dev/null) && RC=0 || RC=$?
+  expect_ok "create 1,000 privileged pods"
+  log "  1,000 pods created in $(($(now_ms) - start)) ms"
+  wait_until 40 policy_report_has "$ns" '.summary.warn >= 1000' ||
+    { OUT=$(jq -c .summary <<<"$PR" 2>&1 || echo "$PR"); bad "the report does not count 1,000 pods' findings within 40 s"; }
+  policy_report_has "$ns" '. as $r | (.results | length) == 501 and .results[-1].rule == "report-limit" and
+      .results[-1].result == "skip" and (.results[-1].message | startswith("\($r.summary.warn - 500) more"))' ||
+    { OUT=$(jq -c '{n: (.results | length), last: .results[-1], summary}' <<<"$PR"); bad "the report is not capped at 500 results and a summary"; }
+  local bytes
+  bytes=$(wc -c <<<"$PR")
+  [ "$bytes" -le $((600 * 1024)) ] || bad "the stored report is $bytes bytes"
+  log "  report: $(jq -c .summary <<<"$PR"), $(jq '.results | length' <<<"$PR") results, $bytes bytes as stored"
+  k get policyreports -n "$ns" -o name
+  [ "$(grep -c . <<<"$OUT")" -eq 1 ] || bad "more than one report object in the namespace: $OUT"
+  OUT=$(kubectl --request-timeout=120s delete pods --all -n "$ns" --wait=false 2>&1) && RC=0 || RC=$?
+  expect_ok "delete the pods"
+  # shellcheck disable=SC2016 # expanded by eval, on each attempt
+  wait_until 40 eval '! kubectl --request-timeout=10s get policyreport podguard -n "$ns" >/dev/null 2>&1' ||
+    bad "the report is still there 40 s after its namespace was left without findings"
+}
+
+# 26. A privileged pod created while podguard's webhook is not registered: once registered again,
+#     the audit reports it as not judged at admission within 10 s, a Warning Event is recorded on
+#     it, and the bypass counter counts it.
+scenario_audit_bypass() {
+  local ns=e2e-bypass
+  namespace "$ns"
+  # Times have a resolution of one second: the pod must be written after the namespace.
+  sleep 1.1
+  k delete validatingwebhookconfiguration podguard
+  expect_ok "deregister the webhook"
+  wait_until 15 dry_run_allowed "$ns" "$(pod_privileged probe)" || bad "the API server still calls podguard after 15 s"
+  k_in "$(pod_privileged sneaky)" create -n "$ns" -f -
+  expect_ok "created while the webhook is not registered"
+  register_webhook
+  expect_ok "register the webhook again"
+  local start=$(now_ms)
+  wait_until 15 dry_run_denied_by pod-security-baseline "$ns" "$(pod_privileged probe)" ||
+    bad "the API server does not call podguard again"
+  wait_until 10 report_has "$ns" '.bypassed == 1 and .results[0].name == "sneaky" and
+      (.results[0].bypass.reason | IN("notAsked", "predatesWebhook"))' ||
+    { OUT=$REPORT; bad "the bypass is not in /report within 10 s"; }
+  log "  reported as a bypass $(($(now_ms) - start)) ms after the webhook was registered again: $(jq -r '.namespaces[0].results[0].bypass.reason' <<<"$REPORT")"
+  # shellcheck disable=SC2016 # expanded by eval, on each attempt
+  wait_until 10 eval 'k get events -n "$ns" --field-selector involvedObject.name=sneaky,reason=AdmissionBypassed -o name; [ "$RC" -eq 0 ] && [ -n "$OUT" ]' ||
+    bad "no AdmissionBypassed Event on the pod within 10 s"
+  local total
+  total=$(curl -sf --max-time 5 "http://127.0.0.1:$metrics_port/metrics" | sed -n 's/^podguard_audit_bypasses_total //p')
+  [ "${total:-0}" -ge 1 ] || bad "podguard_audit_bypasses_total is ${total:-absent}"
+}
+
 # --- setup ------------------------------------------------------------------------------------
 log "--- prepare"
 prep=$("$here/prepare.sh") || die "prepare.sh failed"
@@ -1027,9 +1187,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/podguard-e2e.XXXXXX") || die "mktemp failed"
 export KUBECONFIG="$tmp/kubeconfig" KUBECACHEDIR="$tmp/kube-cache"
 
 # Free loopback ports, chosen by the kernel; released just before the servers bind them.
-read -r etcd_port etcd_peer_port api_port pg_port metrics_port < <(python3 -c '
+read -r etcd_port etcd_peer_port api_port pg_port metrics_port pg2_port metrics2_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(7)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])') || die "could not find free ports"
 
@@ -1113,20 +1273,22 @@ metadata: {name: $POLICY_NS, labels: {podguard.dev/ignore: \"true\"}}"
   [ "$RC" -eq 0 ] || die "label kube-system: $OUT"
   k_in "$(policy_configmap pod-security-baseline enforce baseline)" apply -f -
   [ "$RC" -eq 0 ] || die "apply the baseline policy: $OUT"
-  # The chart's RBAC, and nothing more: scenarios 6 and 7 (watch, Events) prove it is enough.
-  rbac=$(helm template podguard "$PODGUARD_CHART" --namespace "$POLICY_NS" --show-only templates/rbac.yaml 2>&1) ||
-    die "helm template the chart's RBAC: $rbac"
+  # The chart's RBAC with report objects on, and nothing more: scenarios 6, 7 and 24-26 (watch,
+  # Events, Lease, PolicyReports) prove it is enough. The chart's PolicyReport CRD too.
+  rbac=$(helm template podguard "$PODGUARD_CHART" --namespace "$POLICY_NS" --set audit.reports.enabled=true \
+    --show-only templates/rbac.yaml --show-only templates/crd-policyreport.yaml 2>&1) ||
+    die "helm template the chart's RBAC and CRD: $rbac"
   k_in "$rbac" apply -f -
-  [ "$RC" -eq 0 ] || die "apply the chart's RBAC: $OUT"
+  [ "$RC" -eq 0 ] || die "apply the chart's RBAC and CRD: $OUT"
+  k wait --for condition=established --timeout=30s crd/policyreports.wgpolicyk8s.io
+  [ "$RC" -eq 0 ] || die "the PolicyReport CRD is not established: $OUT"
   pg_can() { kubectl --request-timeout=10s --kubeconfig "$tmp/podguard.kubeconfig" auth can-i "$@" >/dev/null 2>&1; }
   pg_can watch configmaps -n "$POLICY_NS" || die "podguard's user cannot watch ConfigMaps under the chart's RBAC"
   pg_can create configmaps -n "$POLICY_NS" && die "podguard's user may create ConfigMaps: it is not limited to the chart's RBAC"
 
-  KUBECONFIG="$tmp/podguard.kubeconfig" "$PODGUARD_BIN" serve --configmaps --policy-namespace "$POLICY_NS" \
-    --tls-self-signed --tls-self-signed-ca-out "$tmp/podguard-ca.pem" \
-    --listen "127.0.0.1:$pg_port" --metrics-listen "127.0.0.1:$metrics_port" \
-    --exempt-namespaces "$EXEMPT_NS" >"$tmp/podguard.out" 2>"$tmp/podguard.err" &
+  start_podguard podguard "$pg_port" "$metrics_port"
   pids+=($!)
+  echo "$!" >"$tmp/podguard.pid"
   podguard_ready() {
     kill -0 "${pids[2]}" 2>/dev/null || die "podguard exited"
     [ -s "$tmp/podguard-ca.pem" ] &&
@@ -1138,28 +1300,7 @@ metadata: {name: $POLICY_NS, labels: {podguard.dev/ignore: \"true\"}}"
       "https://127.0.0.1:$pg_port/readyz" 2>&1 | head -c 300)"
   log "  ready after $(($(now_ms) - start)) ms"
 
-  ca_bundle=$(base64 -w0 "$tmp/podguard-ca.pem")
-  k apply -f - <<<"apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: podguard-e2e}
-webhooks:
-  - name: $WEBHOOK_NAME
-    clientConfig:
-      url: https://127.0.0.1:$pg_port/validate
-      caBundle: $ca_bundle
-    rules:
-      - {apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE, UPDATE],
-         resources: [pods, pods/ephemeralcontainers, replicationcontrollers, podtemplates]}
-      - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE],
-         resources: [deployments, replicasets, statefulsets, daemonsets]}
-      - {apiGroups: [batch], apiVersions: [v1], operations: [CREATE, UPDATE],
-         resources: [jobs, cronjobs]}
-    namespaceSelector:
-      matchExpressions: [{key: podguard.dev/ignore, operator: NotIn, values: [\"true\"]}]
-    failurePolicy: Fail
-    sideEffects: None
-    timeoutSeconds: 10
-    admissionReviewVersions: [v1]"
+  register_webhook
   [ "$RC" -eq 0 ] || die "register the webhook: $OUT"
   # The API server picks webhook configurations up asynchronously; wait until it calls podguard.
   namespace e2e-probe || die "create namespace e2e-probe"
@@ -1219,6 +1360,19 @@ webhooks:
   run_scenario "22. audit: a warn namespace shows what enforce would refuse, then refuses" \
     scenario_audit_warn_to_enforce
   run_scenario "23. audit: a new policy judges what runs within 3 s" scenario_audit_policy_change
+
+  log "--- start a second podguard replica (127.0.0.1:$pg2_port, metrics 127.0.0.1:$metrics2_port)"
+  start_podguard podguard-b "$pg2_port" "$metrics2_port"
+  pids+=($!)
+  echo "$!" >"$tmp/podguard-b.pid"
+  # shellcheck disable=SC2016 # expanded by eval, on each attempt
+  wait_until 30 eval 'curl -sf --max-time 2 "http://127.0.0.1:$metrics2_port/report?namespace=-" | jq -e ".synced == true" >/dev/null 2>&1' ||
+    die "the second replica's audit is not synced after 30 s"
+  run_scenario "24. audit: two replicas, one writer; the writer killed, the other writes within 15 s" \
+    scenario_audit_writer_moves
+  run_scenario "25. audit: 1,000 violating pods, one PolicyReport within its cap" scenario_audit_report_cap
+  run_scenario "26. audit: a pod created while the webhook is not registered is reported as a bypass" \
+    scenario_audit_bypass
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
