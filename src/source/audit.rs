@@ -40,6 +40,7 @@ struct Duty {
     writer: AtomicBool,
     report_writes: AtomicU64,
     report_errors: AtomicU64,
+    events_dropped: AtomicU64,
 }
 
 impl Audit {
@@ -72,6 +73,16 @@ impl Audit {
     pub fn count_report_write(&self, ok: bool) {
         let c = if ok { &self.duty.report_writes } else { &self.duty.report_errors };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a bypass Event dropped (its queue was full).
+    pub fn count_dropped_event(&self) {
+        self.duty.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bypass Events dropped.
+    pub fn dropped_events(&self) -> u64 {
+        self.duty.events_dropped.load(Ordering::Relaxed)
     }
 
     /// The labels of a namespace, as the audit sees them.

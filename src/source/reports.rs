@@ -47,6 +47,11 @@ pub const BYPASS_EVERY: Duration = Duration::from_secs(2);
 pub const RECHECK_ALL: Duration = Duration::from_secs(60);
 /// Verdicts made per round at most (each may need a few GETs).
 const BYPASS_BATCH: usize = 200;
+/// Bypass Events waiting to be sent, at most; beyond, they are dropped and counted.
+pub const EVENT_QUEUE: usize = 1000;
+/// Bypass Events sent per second, at most: after an outage thousands of objects may have got in,
+/// and one Event each must not flood the API server.
+pub const EVENTS_PER_SECOND: u32 = 10;
 /// Field manager of report objects.
 const MANAGER: &str = "podguard";
 /// Reason of the Event on an object that bypassed admission.
@@ -83,7 +88,9 @@ pub fn start(client: kube::Client, audit: Audit, store: Arc<Store>, opts: Option
     let mut tasks = vec![tokio::spawn(hold_lease(client.clone(), audit.clone(), opts.clone()))];
     let reporter = Reporter { controller: "podguard".into(), instance: Some(opts.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    tasks.push(tokio::spawn(find_bypasses(client.clone(), audit.clone(), store, opts.clone(), recorder)));
+    let (events, queue) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+    tasks.push(tokio::spawn(send_events(recorder, queue)));
+    tasks.push(tokio::spawn(find_bypasses(client.clone(), audit.clone(), store, opts.clone(), events)));
     if opts.reports {
         tasks.push(tokio::spawn(write_reports(client, audit)));
     }
@@ -134,7 +141,7 @@ async fn write_reports(client: kube::Client, audit: Audit) {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL);
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let mut written: HashMap<String, Written> = HashMap::new();
+    let mut ledger = Ledger::default();
     let mut known = false;
     let mut done_generation = None;
     let mut complained = None::<Instant>;
@@ -151,7 +158,7 @@ async fn write_reports(client: kube::Client, audit: Audit) {
         if !audit.is_writer() {
             // Another replica writes; what it wrote is learnt again when the duty returns.
             known = false;
-            written.clear();
+            ledger.forget();
             done_generation = None;
             continue;
         }
@@ -159,8 +166,7 @@ async fn write_reports(client: kube::Client, audit: Audit) {
             match all.list_metadata(&ListParams::default().labels(&selector)).await {
                 Ok(list) => {
                     for o in list.items.into_iter().filter(|o| o.metadata.name.as_deref() == Some(NAME)) {
-                        let ns = o.metadata.namespace.unwrap_or_default();
-                        written.insert(ns, Written { hash: None, at: None });
+                        ledger.found(o.metadata.namespace.unwrap_or_default());
                     }
                     known = true;
                 }
@@ -186,60 +192,102 @@ async fn write_reports(client: kube::Client, audit: Audit) {
                 .collect();
             (a.generation(), desired)
         };
-        let mut ops = 0;
-        let mut complete = true;
-        for (ns, body) in &desired {
-            let hash = hash_of(body);
-            let before = written.get(ns).copied();
-            if before.is_some_and(|w| w.hash == Some(hash)) {
-                continue;
-            }
-            if before.and_then(|w| w.at).is_some_and(|at| at.elapsed() < MIN_INTERVAL)
-                || ops >= MAX_WRITES_PER_TICK
-            {
-                complete = false;
-                continue;
-            }
-            ops += 1;
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-            match api.patch(NAME, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await {
-                Ok(_) => {
-                    audit.count_report_write(true);
-                    written.insert(ns.clone(), Written { hash: Some(hash), at: Some(Instant::now()) });
+        let hashes: BTreeMap<&str, u64> = desired.iter().map(|(ns, b)| (ns.as_str(), hash_of(b))).collect();
+        let (ops, mut complete) = ledger.plan(&hashes, Instant::now());
+        for op in ops {
+            match op {
+                Op::Write(ns) => {
+                    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+                    let body = &desired[&ns];
+                    match api.patch(NAME, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await {
+                        Ok(_) => {
+                            audit.count_report_write(true);
+                            ledger.wrote(&ns, hashes[ns.as_str()], Instant::now());
+                        }
+                        Err(e) => {
+                            audit.count_report_write(false);
+                            complain("write", &e);
+                            complete = false;
+                        }
+                    }
                 }
-                Err(e) => {
-                    audit.count_report_write(false);
-                    complain("write", &e);
-                    complete = false;
-                }
-            }
-        }
-        let stale: Vec<String> = written.keys().filter(|ns| !desired.contains_key(*ns)).cloned().collect();
-        for ns in stale {
-            if written[&ns].at.is_some_and(|at| at.elapsed() < MIN_INTERVAL) || ops >= MAX_WRITES_PER_TICK {
-                complete = false;
-                continue;
-            }
-            ops += 1;
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
-            match api.delete(NAME, &DeleteParams::default()).await {
-                Ok(_) => {
-                    audit.count_report_write(true);
-                    written.remove(&ns);
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    written.remove(&ns);
-                }
-                Err(e) => {
-                    audit.count_report_write(false);
-                    complain("delete", &e);
-                    complete = false;
+                Op::Delete(ns) => {
+                    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+                    match api.delete(NAME, &DeleteParams::default()).await {
+                        Ok(_) => {
+                            audit.count_report_write(true);
+                            ledger.deleted(&ns);
+                        }
+                        Err(kube::Error::Api(s)) if s.code == 404 => ledger.deleted(&ns),
+                        Err(e) => {
+                            audit.count_report_write(false);
+                            complain("delete", &e);
+                            complete = false;
+                        }
+                    }
                 }
             }
         }
         if complete {
             done_generation = Some(generation);
         }
+    }
+}
+
+/// A report object to write or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    Write(String),
+    Delete(String),
+}
+
+/// What the writer wrote, per namespace: decides what to write next, within the limits.
+#[derive(Debug, Default)]
+struct Ledger {
+    written: HashMap<String, Written>,
+}
+
+impl Ledger {
+    /// A report object found in the cluster (content unknown: written again at once).
+    fn found(&mut self, ns: String) {
+        self.written.insert(ns, Written { hash: None, at: None });
+    }
+
+    fn wrote(&mut self, ns: &str, hash: u64, at: Instant) {
+        self.written.insert(ns.to_owned(), Written { hash: Some(hash), at: Some(at) });
+    }
+
+    fn deleted(&mut self, ns: &str) {
+        self.written.remove(ns);
+    }
+
+    fn forget(&mut self) {
+        self.written.clear();
+    }
+
+    /// What to do now to reach `desired` (namespace -> hash of its report): writes where the
+    /// hash differs, deletes where no report is desired; a namespace written less than
+    /// [`MIN_INTERVAL`] ago waits, and at most [`MAX_WRITES_PER_TICK`] operations. Also
+    /// whether that reaches `desired` (nothing left waiting).
+    fn plan(&self, desired: &BTreeMap<&str, u64>, now: Instant) -> (Vec<Op>, bool) {
+        let mut ops = Vec::new();
+        let mut complete = true;
+        let recent = |w: &Written| w.at.is_some_and(|at| now.duration_since(at) < MIN_INTERVAL);
+        let changed =
+            desired.iter().filter(|(ns, hash)| self.written.get(**ns).is_none_or(|w| w.hash != Some(**hash)));
+        let writes = changed.map(|(ns, _)| (*ns, true));
+        let mut stale: Vec<&str> =
+            self.written.keys().map(String::as_str).filter(|ns| !desired.contains_key(ns)).collect();
+        stale.sort_unstable();
+        let deletes = stale.into_iter().map(|ns| (ns, false));
+        for (ns, write) in writes.chain(deletes) {
+            if self.written.get(ns).is_some_and(recent) || ops.len() >= MAX_WRITES_PER_TICK {
+                complete = false;
+                continue;
+            }
+            ops.push(if write { Op::Write(ns.to_owned()) } else { Op::Delete(ns.to_owned()) });
+        }
+        (ops, complete)
     }
 }
 
@@ -256,7 +304,7 @@ async fn find_bypasses(
     audit: Audit,
     store: Arc<Store>,
     opts: Options,
-    recorder: Recorder,
+    events: tokio::sync::mpsc::Sender<(ObjectReference, Event)>,
 ) {
     let mut tick = tokio::time::interval(BYPASS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -316,15 +364,16 @@ async fn find_bypasses(
             if let (true, Some(b)) = (new, verdict) {
                 tracing::warn!(namespace = %c.key.namespace, kind = c.key.kind, name = %c.key.name,
                     reason = ?b.reason, "audit: an object refused now was not judged at admission: {}", b.message);
-                if audit.is_writer() {
-                    announce(&recorder, c, &b).await;
+                if audit.is_writer() && events.try_send(bypass_event(c, &b)).is_err() {
+                    audit.count_dropped_event();
                 }
             }
         }
     }
 }
 
-async fn announce(recorder: &Recorder, c: &Candidate, b: &bypass::Bypass) {
+/// The Warning Event on an object that bypassed admission.
+fn bypass_event(c: &Candidate, b: &bypass::Bypass) -> (ObjectReference, Event) {
     let api_version = if c.group.is_empty() { "v1".to_owned() } else { format!("{}/v1", c.group) };
     let reference = ObjectReference {
         api_version: Some(api_version),
@@ -355,12 +404,23 @@ async fn announce(recorder: &Recorder, c: &Candidate, b: &bypass::Bypass) {
         action: "Audit".into(),
         secondary: None,
     };
-    match tokio::time::timeout(Duration::from_secs(10), recorder.publish(&event, &reference)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(name = %c.key.name, error = %e,
-            "cannot record the bypass Event (podguard needs create/patch on events.k8s.io events)"),
-        Err(_) => {
-            tracing::warn!(name = %c.key.name, "cannot record the bypass Event: the API server did not answer in time")
+    (reference, event)
+}
+
+/// Sends bypass Events in order, at most [`EVENTS_PER_SECOND`].
+async fn send_events(recorder: Recorder, mut queue: tokio::sync::mpsc::Receiver<(ObjectReference, Event)>) {
+    let mut pace = tokio::time::interval(Duration::from_secs(1) / EVENTS_PER_SECOND);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while let Some((reference, event)) = queue.recv().await {
+        pace.tick().await;
+        let name = reference.name.clone().unwrap_or_default();
+        match tokio::time::timeout(Duration::from_secs(10), recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(name, error = %e,
+                "cannot record the bypass Event (podguard needs create/patch on events.k8s.io events)"),
+            Err(_) => {
+                tracing::warn!(name, "cannot record the bypass Event: the API server did not answer in time")
+            }
         }
     }
 }
@@ -427,4 +487,63 @@ impl Lookup {
 
 fn metadata(m: &kube::api::ObjectMeta) -> Value {
     serde_json::to_value(m).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(items: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
+        items.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_report_is_written_when_it_changes_and_not_again_when_it_does_not() {
+        let mut l = Ledger::default();
+        let t0 = Instant::now();
+        assert_eq!(l.plan(&desired(&[("shop", 1)]), t0), (vec![Op::Write("shop".into())], true));
+        l.wrote("shop", 1, t0);
+        let later = t0 + MIN_INTERVAL * 3;
+        assert_eq!(l.plan(&desired(&[("shop", 1)]), later), (vec![], true));
+        assert_eq!(l.plan(&desired(&[("shop", 2)]), later), (vec![Op::Write("shop".into())], true));
+    }
+
+    #[test]
+    fn a_namespace_is_written_at_most_once_per_interval() {
+        let mut l = Ledger::default();
+        let t0 = Instant::now();
+        l.wrote("shop", 1, t0);
+        let soon = t0 + MIN_INTERVAL / 2;
+        assert_eq!(l.plan(&desired(&[("shop", 2)]), soon), (vec![], false), "waits, and says so");
+        assert_eq!(
+            l.plan(&desired(&[("shop", 2)]), t0 + MIN_INTERVAL),
+            (vec![Op::Write("shop".into())], true)
+        );
+        // Deleting waits likewise.
+        assert_eq!(l.plan(&desired(&[]), soon), (vec![], false));
+        assert_eq!(l.plan(&desired(&[]), t0 + MIN_INTERVAL), (vec![Op::Delete("shop".into())], true));
+    }
+
+    #[test]
+    fn writes_per_tick_are_capped_and_the_rest_wait() {
+        let l = Ledger::default();
+        let names: Vec<String> = (0..25).map(|i| format!("ns{i:02}")).collect();
+        let want: BTreeMap<&str, u64> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        let (ops, complete) = l.plan(&want, Instant::now());
+        assert_eq!(ops.len(), MAX_WRITES_PER_TICK);
+        assert!(!complete);
+    }
+
+    #[test]
+    fn reports_found_are_rewritten_at_once_or_deleted_when_clean() {
+        let mut l = Ledger::default();
+        l.found("shop".into());
+        l.found("gone".into());
+        let (ops, complete) = l.plan(&desired(&[("shop", 7)]), Instant::now());
+        assert_eq!(ops, vec![Op::Write("shop".into()), Op::Delete("gone".into())]);
+        assert!(complete);
+        l.deleted("gone");
+        l.wrote("shop", 7, Instant::now());
+        assert_eq!(l.plan(&desired(&[("shop", 7)]), Instant::now()), (vec![], true));
+    }
 }
