@@ -273,13 +273,13 @@ impl Collector for AuditCollector {
         )?;
         ConstCounter::new(writes).encode(w.encode_family(&[("outcome", "ok")])?)?;
         ConstCounter::new(write_errors).encode(w.encode_family(&[("outcome", "error")])?)?;
-        let dropped_events = encoder.encode_descriptor(
-            "podguard_audit_bypass_events_dropped",
-            "Bypass Events not sent because their queue was full (they are still in /report and the metrics)",
+        let events = encoder.encode_descriptor(
+            "podguard_audit_bypass_events",
+            "AdmissionBypassed Events recorded by this replica (as the writer)",
             None,
             MetricType::Counter,
         )?;
-        ConstCounter::new(audit.dropped_events()).encode(dropped_events)?;
+        ConstCounter::new(audit.bypass_events()).encode(events)?;
         let writer = encoder.encode_descriptor(
             "podguard_audit_writer",
             "1 while this replica holds the Lease that makes it the audit's writer",

@@ -54,8 +54,10 @@ pub struct Times {
     pub namespace_mode_since: Option<Timestamp>,
     /// Each policy refusing the object now, with the time it came into force (unknown: `None`).
     pub policies: Vec<(Arc<str>, Option<Timestamp>)>,
-    /// Whether some users are exempt (`--exempt-users`/`--exempt-groups`): a write "not asked"
-    /// may be theirs.
+    /// When podguard's settings (default mode, exemptions) took their current values, as the
+    /// writer recorded it on its Lease; unknown: no "not asked" verdict.
+    pub settings_since: Option<Timestamp>,
+    /// Whether some users are exempt (`--exempt-users`): a write "not asked" may be theirs.
     pub exempt_users: bool,
 }
 
@@ -76,7 +78,8 @@ pub fn classify(written: Timestamp, times: &Times) -> Option<Bypass> {
             ),
         });
     }
-    let mode = times.namespace_mode_since?;
+    // The namespace's mode comes from its labels and podguard's default: the later of both.
+    let mode = times.namespace_mode_since?.max(times.settings_since?);
     if written <= mode {
         return None;
     }
@@ -97,7 +100,7 @@ pub fn classify(written: Timestamp, times: &Times) -> Option<Bypass> {
         spec_written: at(written),
         message: format!(
             "its pod spec was written at {}, after policy {policy} (in force since {}) and its \
-             namespace's mode (labels written {}): admission would have refused it, so {who}",
+             namespace's mode (in force since {}): admission would have refused it, so {who}",
             at(written),
             at(since),
             at(mode)
@@ -147,6 +150,7 @@ mod tests {
             webhook_registered: registered.map(t),
             namespace_mode_since: Some(t(mode)),
             policies: vec![("restricted".into(), policy.map(t))],
+            settings_since: Some(t("2025-01-01T00:00:00Z")),
             exempt_users: false,
         }
     }
@@ -193,6 +197,19 @@ mod tests {
         assert_eq!(classify(t("2026-02-01T00:00:00Z"), &same), None);
         // When the policy came into force is unknown: no claim.
         assert_eq!(classify(t("2026-02-01T00:00:00Z"), &times(None, "2026-01-01T00:00:00Z", None)), None);
+    }
+
+    #[test]
+    fn settings_changed_later_or_unknown_make_no_not_asked_claim() {
+        // The default mode moved to enforce after the write (helm upgrade --set mode=enforce).
+        let mut ts = times(None, "2026-01-01T00:00:00Z", Some("2026-01-01T00:00:00Z"));
+        ts.settings_since = Some(t("2026-03-01T00:00:00Z"));
+        assert_eq!(classify(t("2026-02-01T00:00:00Z"), &ts), None);
+        ts.settings_since = None;
+        assert_eq!(classify(t("2026-02-01T00:00:00Z"), &ts), None);
+        // Before the webhook was registered is still known.
+        ts.webhook_registered = Some(t("2026-03-01T00:00:00Z"));
+        assert_eq!(classify(t("2026-02-01T00:00:00Z"), &ts).unwrap().reason, Reason::PredatesWebhook);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::context::{Operation, UserInfo};
 use crate::policy::{Mode, PolicySet};
 
 /// Objects held at most: beyond, new objects are counted ([`Auditor::dropped`]) but not held, so
-/// memory stays bounded on any cluster (about 3 KB per object: docs/audit.md).
+/// memory stays bounded on any cluster (about 5 KiB per object with findings: docs/audit.md).
 pub const DEFAULT_MAX_OBJECTS: usize = 200_000;
 
 /// Largest object held, as stripped JSON; a bigger one is judged once and its JSON not kept
@@ -89,6 +89,19 @@ impl Audited {
         self.findings.iter().any(|f| f.mode == Mode::Enforce)
     }
 
+    /// The policies refusing it now (each once).
+    pub fn refusing(&self) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
+        for f in self.findings.iter().filter(|f| f.mode == Mode::Enforce) {
+            for p in std::iter::once(&f.policy).chain(&f.also) {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Whether admission would refuse it in an enforce namespace.
     pub fn refused_if_enforced(&self) -> bool {
         self.findings.iter().any(|f| f.enforce_mode == Mode::Enforce)
@@ -114,6 +127,8 @@ struct Entry {
     spec_written: Option<jiff::Timestamp>,
     /// Whether the bypass verdict was made for its current result.
     bypass_checked: bool,
+    /// Whether this replica, as the writer, has queued the Event of its bypass.
+    announced: bool,
     /// The stripped object, kept to judge it again when policies or labels change; `None` when
     /// it was too big to keep.
     json: Option<Box<RawValue>>,
@@ -182,7 +197,7 @@ pub struct Snapshot {
     pub writer: bool,
     /// Objects refused now that were not judged at admission, in all namespaces shown.
     pub bypassed: usize,
-    /// Per namespace, those with findings or skipped; counts of all.
+    /// Per namespace, the objects with findings; counts of all.
     pub namespaces: Vec<NamespaceReport>,
 }
 
@@ -367,8 +382,16 @@ impl Auditor {
             }
             None if full => self.dropped += 1,
             None => {
-                let entry =
-                    Entry { group, uid, spec_written, bypass_checked: false, json, result, fresh: true };
+                let entry = Entry {
+                    group,
+                    uid,
+                    spec_written,
+                    bypass_checked: false,
+                    announced: false,
+                    json,
+                    result,
+                    fresh: true,
+                };
                 self.objects.insert(key, entry);
             }
         }
@@ -422,15 +445,13 @@ impl Auditor {
                 e.bypass_checked = true;
                 continue;
             };
-            let mut refusing: Vec<Arc<str>> = Vec::new();
-            for f in e.result.findings.iter().filter(|f| f.mode == Mode::Enforce) {
-                for p in std::iter::once(&f.policy).chain(&f.also) {
-                    if !refusing.contains(p) {
-                        refusing.push(p.clone());
-                    }
-                }
-            }
-            out.push(Candidate { key: key.clone(), group: e.group, uid: e.uid.clone(), written, refusing });
+            out.push(Candidate {
+                key: key.clone(),
+                group: e.group,
+                uid: e.uid.clone(),
+                written,
+                refusing: e.result.refusing(),
+            });
         }
         out
     }
@@ -454,12 +475,38 @@ impl Auditor {
         let new = verdict.is_some() && e.result.bypass.is_none();
         if new {
             self.bypasses_found += 1;
+            e.announced = false;
         }
         if e.result.bypass != verdict {
             self.generation += 1;
         }
         e.result.bypass = verdict;
         new
+    }
+
+    /// Up to `max` bypasses whose Event this replica has not queued yet, marked queued: the
+    /// writer announces each bypass it holds once, including those found before it became the
+    /// writer (the sender skips objects that already carry the Event).
+    pub fn take_unannounced(&mut self, max: usize) -> Vec<(Candidate, bypass::Bypass)> {
+        let mut out = Vec::new();
+        for (key, e) in &mut self.objects {
+            if out.len() >= max {
+                break;
+            }
+            let (Some(b), false, Some(written)) = (&e.result.bypass, e.announced, e.spec_written) else {
+                continue;
+            };
+            e.announced = true;
+            let c = Candidate {
+                key: key.clone(),
+                group: e.group,
+                uid: e.uid.clone(),
+                written,
+                refusing: e.result.refusing(),
+            };
+            out.push((c, b.clone()));
+        }
+        out
     }
 
     /// Objects held that are bypasses now.
@@ -480,8 +527,8 @@ impl Auditor {
         out
     }
 
-    /// The report: per namespace (only `namespace` when given), the objects with findings or
-    /// that were skipped for a reason other than their kind.
+    /// The report: per namespace (only `namespace` when given), the objects with findings, and
+    /// counts of all.
     pub fn snapshot(
         &self,
         namespace: Option<&str>,
@@ -747,6 +794,15 @@ mod tests {
         );
         assert!(a.set_bypass(c, verdict.clone()), "a new bypass");
         assert_eq!((a.bypasses(), a.bypasses_found()), (1, 1));
+        // The writer queues its Event once, whenever it holds the duty.
+        assert!(a.take_unannounced(0).is_empty(), "no room, nothing taken");
+        let queued = a.take_unannounced(10);
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            (queued[0].0.key.name.as_str(), queued[0].1.reason),
+            ("priv", bypass::Reason::PredatesWebhook)
+        );
+        assert!(a.take_unannounced(10).is_empty());
         assert!(a.bypass_candidates().is_empty(), "the verdict is made");
         // Judged again (a namespace's labels changed): asked again, but not counted again.
         let set = a.policies().clone();

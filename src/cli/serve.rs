@@ -301,6 +301,12 @@ impl Plan {
                 identity: crate::source::reports::identity(),
                 webhook_configuration: args.webhook_configuration.clone(),
                 exempt_users: !exemptions.usernames.is_empty(),
+                settings: crate::source::reports::settings_fingerprint(&Settings {
+                    default_mode,
+                    namespace_mode_label,
+                    exemptions: exemptions.clone(),
+                    ..Settings::default()
+                }),
             }),
             configmaps: args.configmaps.then(|| ConfigMapOptions {
                 namespace: args.policy_namespace.clone().unwrap_or_else(default_policy_namespace),

@@ -40,7 +40,7 @@ struct Duty {
     writer: AtomicBool,
     report_writes: AtomicU64,
     report_errors: AtomicU64,
-    events_dropped: AtomicU64,
+    events_recorded: AtomicU64,
 }
 
 impl Audit {
@@ -75,14 +75,14 @@ impl Audit {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a bypass Event dropped (its queue was full).
-    pub fn count_dropped_event(&self) {
-        self.duty.events_dropped.fetch_add(1, Ordering::Relaxed);
+    /// Counts a bypass Event recorded.
+    pub fn count_bypass_event(&self) {
+        self.duty.events_recorded.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Bypass Events dropped.
-    pub fn dropped_events(&self) -> u64 {
-        self.duty.events_dropped.load(Ordering::Relaxed)
+    /// Bypass Events recorded by this replica.
+    pub fn bypass_events(&self) -> u64 {
+        self.duty.events_recorded.load(Ordering::Relaxed)
     }
 
     /// The labels of a namespace, as the audit sees them.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
@@ -46,14 +47,16 @@ pub const BYPASS_EVERY: Duration = Duration::from_secs(2);
 /// object changing (the webhook registered again, a policy ConfigMap rewritten).
 pub const RECHECK_ALL: Duration = Duration::from_secs(60);
 /// Verdicts made per round at most (each may need a few GETs).
-const BYPASS_BATCH: usize = 200;
-/// Bypass Events waiting to be sent, at most; beyond, they are dropped and counted.
+const BYPASS_BATCH: usize = 1000;
+/// Bypass Events waiting to be sent, at most; the others wait in the audit (not yet queued).
 pub const EVENT_QUEUE: usize = 1000;
 /// Bypass Events sent per second, at most: after an outage thousands of objects may have got in,
 /// and one Event each must not flood the API server.
 pub const EVENTS_PER_SECOND: u32 = 10;
 /// Field manager of report objects.
 const MANAGER: &str = "podguard";
+/// Annotation on the writer's Lease recording when the settings took their current values.
+pub const SETTINGS_ANNOTATION: &str = "podguard.dev/audit-settings";
 /// Reason of the Event on an object that bypassed admission.
 pub const REASON_BYPASS: &str = "AdmissionBypassed";
 
@@ -70,6 +73,8 @@ pub struct Options {
     pub webhook_configuration: Option<String>,
     /// Whether some users are exempt from the policies.
     pub exempt_users: bool,
+    /// [`settings_fingerprint`] of the settings in force.
+    pub settings: String,
 }
 
 /// This replica's identity: `$POD_NAME` (the chart sets it) or the host name, and the process.
@@ -89,10 +94,10 @@ pub fn start(client: kube::Client, audit: Audit, store: Arc<Store>, opts: Option
     let reporter = Reporter { controller: "podguard".into(), instance: Some(opts.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let (events, queue) = tokio::sync::mpsc::channel(EVENT_QUEUE);
-    tasks.push(tokio::spawn(send_events(recorder, queue)));
+    tasks.push(tokio::spawn(send_events(client.clone(), audit.clone(), opts.clone(), recorder, queue)));
     tasks.push(tokio::spawn(find_bypasses(client.clone(), audit.clone(), store, opts.clone(), events)));
     if opts.reports {
-        tasks.push(tokio::spawn(write_reports(client, audit)));
+        tasks.push(tokio::spawn(write_reports(client, audit, opts)));
     }
     tasks
 }
@@ -137,7 +142,7 @@ struct Written {
     at: Option<Instant>,
 }
 
-async fn write_reports(client: kube::Client, audit: Audit) {
+async fn write_reports(client: kube::Client, audit: Audit, opts: Options) {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL);
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
@@ -176,24 +181,32 @@ async fn write_reports(client: kube::Client, audit: Audit) {
                 }
             }
         }
-        let (generation, desired) = {
-            let a = audit.lock();
-            if !a.synced(audit.kinds()) || done_generation == Some(a.generation()) {
-                continue;
+        // Building every namespace's report takes a while on a large cluster: off the async
+        // workers, as /report is.
+        let source = audit.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let a = source.lock();
+            if !a.synced(source.kinds()) || done_generation == Some(a.generation()) {
+                return None;
             }
             let set = a.policies().clone();
             let severity = |p: &str| set.policies().iter().find(|c| &*c.name == p).map(|c| c.severity);
-            let snapshot = a.snapshot(None, audit.kinds(), |ns| audit.labels(ns));
+            let snapshot = a.snapshot(None, source.kinds(), |ns| source.labels(ns));
             let desired: BTreeMap<String, Value> = snapshot
                 .namespaces
                 .iter()
                 .filter(|ns| !ns.results.is_empty() && !ns.name.is_empty())
                 .map(|ns: &NamespaceReport| (ns.name.clone(), policy_report::build(ns, severity)))
                 .collect();
-            (a.generation(), desired)
-        };
+            Some((a.generation(), desired))
+        })
+        .await;
+        let Ok(Some((generation, desired))) = built else { continue };
         let hashes: BTreeMap<&str, u64> = desired.iter().map(|(ns, b)| (ns.as_str(), hash_of(b))).collect();
         let (ops, mut complete) = ledger.plan(&hashes, Instant::now());
+        if !ops.is_empty() && !holds_lease(&client, &opts).await {
+            continue;
+        }
         for op in ops {
             match op {
                 Op::Write(ns) => {
@@ -309,67 +322,99 @@ async fn find_bypasses(
     let mut tick = tokio::time::interval(BYPASS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_full = Instant::now();
+    let mut complained = None::<Instant>;
     loop {
         tick.tick().await;
-        if last_full.elapsed() >= RECHECK_ALL {
+        let candidates = audit.lock().bypass_candidates();
+        // Every verdict again once a pass is through, so that none starves on a large cluster.
+        if candidates.is_empty() && last_full.elapsed() >= RECHECK_ALL {
             last_full = Instant::now();
             audit.lock().recheck_bypasses();
         }
-        let candidates = audit.lock().bypass_candidates();
-        if candidates.is_empty() {
-            continue;
-        }
-        // Looked up afresh each round: a label written a second ago must be seen.
-        let mut lookup = Lookup::new(client.clone());
-        let registered = match &opts.webhook_configuration {
-            Some(name) => match lookup.webhook_registered(name).await {
-                Ok(t) => t,
-                Err(()) => continue,
-            },
-            None => None,
-        };
-        let set = store.current();
-        for c in candidates.iter().take(BYPASS_BATCH) {
-            let Ok(mode_since) = lookup.namespace_labels_written(&c.key.namespace).await else { continue };
-            let mut policies = Vec::new();
-            let mut unknown = false;
-            for p in &c.refusing {
-                let origin = set.policies().iter().find(|x| x.name == *p).map(|x| &x.origin);
-                let since = match origin {
-                    Some(Origin::ConfigMap { namespace, name, .. }) => {
-                        match lookup.data_written(namespace, name).await {
-                            Ok(t) => t,
-                            Err(()) => {
-                                unknown = true;
-                                break;
-                            }
-                        }
-                    }
-                    // Built in or from a file: in force since podguard was registered.
-                    _ => registered,
-                };
-                policies.push((p.clone(), since));
-            }
-            if unknown {
-                continue;
-            }
-            let times = Times {
-                webhook_registered: registered,
-                namespace_mode_since: mode_since,
-                policies,
-                exempt_users: opts.exempt_users,
-            };
-            let verdict = bypass::classify(c.written, &times);
-            let new = audit.lock().set_bypass(c, verdict.clone());
-            if let (true, Some(b)) = (new, verdict) {
-                tracing::warn!(namespace = %c.key.namespace, kind = c.key.kind, name = %c.key.name,
-                    reason = ?b.reason, "audit: an object refused now was not judged at admission: {}", b.message);
-                if audit.is_writer() && events.try_send(bypass_event(c, &b)).is_err() {
-                    audit.count_dropped_event();
+        if !candidates.is_empty() {
+            match verdicts(&client, &audit, &store, &opts, &candidates).await {
+                Ok(()) => {}
+                Err(what) if complained.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) => {
+                    complained = Some(Instant::now());
+                    tracing::warn!(
+                        "audit: cannot tell bypasses from objects admitted under older rules: cannot read {what}; retrying every {} s",
+                        BYPASS_EVERY.as_secs()
+                    );
                 }
+                Err(_) => {}
+            }
+        }
+        if audit.is_writer() {
+            let room = events.capacity();
+            for (c, b) in audit.lock().take_unannounced(room) {
+                // Room was reserved above: this cannot fail but on a closed channel.
+                let _ = events.try_send(bypass_event(&c, &b));
             }
         }
     }
+}
+
+/// Makes the verdicts of one round. Err names what could not be read (the round's remaining
+/// candidates wait for the next).
+async fn verdicts(
+    client: &kube::Client,
+    audit: &Audit,
+    store: &Store,
+    opts: &Options,
+    candidates: &[Candidate],
+) -> Result<(), String> {
+    // Looked up afresh each round: a label written a second ago must be seen.
+    let mut lookup = Lookup::new(client.clone());
+    let registered = match &opts.webhook_configuration {
+        Some(name) => lookup.webhook_registered(name).await?,
+        None => None,
+    };
+    let settings_since = lookup.settings_since(&opts.lease, &opts.settings, audit.is_writer()).await?;
+    let set = store.current();
+    for c in candidates.iter().take(BYPASS_BATCH) {
+        let mode_since = lookup.namespace_labels_written(&c.key.namespace).await?;
+        let mut policies = Vec::new();
+        for p in &c.refusing {
+            let origin = set.policies().iter().find(|x| x.name == *p).map(|x| &x.origin);
+            let since = match origin {
+                Some(Origin::ConfigMap { namespace, name, .. }) => {
+                    lookup.data_written(namespace, name).await?
+                }
+                // Built in or from a file: in force since podguard was registered.
+                _ => registered,
+            };
+            policies.push((p.clone(), since));
+        }
+        let times = Times {
+            webhook_registered: registered,
+            namespace_mode_since: mode_since,
+            policies,
+            settings_since,
+            exempt_users: opts.exempt_users,
+        };
+        let verdict = bypass::classify(c.written, &times);
+        let new = audit.lock().set_bypass(c, verdict.clone());
+        if let (true, Some(b)) = (new, verdict) {
+            tracing::warn!(namespace = %c.key.namespace, kind = c.key.kind, name = %c.key.name,
+                reason = ?b.reason, "audit: an object refused now was not judged at admission: {}", b.message);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the writer's Lease, read now, names this replica and still has at least a second to
+/// run: checked before each write, so that a replica that lost the duty without noticing
+/// (renewals failing, a paused process) never writes beside the new writer.
+async fn holds_lease(client: &kube::Client, opts: &Options) -> bool {
+    let (namespace, name) = &opts.lease;
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let Ok(lease) = api.get(name).await else { return false };
+    let Some(spec) = lease.spec else { return false };
+    let mine = spec.holder_identity.as_deref() == Some(opts.identity.as_str());
+    let expires = spec.renew_time.zip(spec.lease_duration_seconds).and_then(|(renewed, seconds)| {
+        renewed.0.checked_add(jiff::SignedDuration::from_secs(i64::from(seconds) - 1)).ok()
+    });
+    mine && expires.is_some_and(|e| e > jiff::Timestamp::now())
 }
 
 /// The Warning Event on an object that bypassed admission.
@@ -407,20 +452,53 @@ fn bypass_event(c: &Candidate, b: &bypass::Bypass) -> (ObjectReference, Event) {
     (reference, event)
 }
 
-/// Sends bypass Events in order, at most [`EVENTS_PER_SECOND`].
-async fn send_events(recorder: Recorder, mut queue: tokio::sync::mpsc::Receiver<(ObjectReference, Event)>) {
+/// Sends bypass Events in order, at most [`EVENTS_PER_SECOND`], each unless the object already
+/// carries one (recorded by an earlier writer, or before a restart).
+async fn send_events(
+    client: kube::Client,
+    audit: Audit,
+    opts: Options,
+    recorder: Recorder,
+    mut queue: tokio::sync::mpsc::Receiver<(ObjectReference, Event)>,
+) {
     let mut pace = tokio::time::interval(Duration::from_secs(1) / EVENTS_PER_SECOND);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while let Some((reference, event)) = queue.recv().await {
         pace.tick().await;
         let name = reference.name.clone().unwrap_or_default();
+        if !holds_lease(&client, &opts).await {
+            // The duty moved: the new writer announces what it holds itself.
+            continue;
+        }
+        if already_recorded(&client, &reference).await {
+            continue;
+        }
         match tokio::time::timeout(Duration::from_secs(10), recorder.publish(&event, &reference)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => audit.count_bypass_event(),
             Ok(Err(e)) => tracing::warn!(name, error = %e,
                 "cannot record the bypass Event (podguard needs create/patch on events.k8s.io events)"),
             Err(_) => {
                 tracing::warn!(name, "cannot record the bypass Event: the API server did not answer in time")
             }
+        }
+    }
+}
+
+/// Whether the object already has an `AdmissionBypassed` Event (read through the core API,
+/// whose field selectors reach the object's UID).
+async fn already_recorded(client: &kube::Client, reference: &ObjectReference) -> bool {
+    let ns = reference.namespace.as_deref().unwrap_or_default();
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let about = match &reference.uid {
+        Some(uid) => format!("involvedObject.uid={uid}"),
+        None => format!("involvedObject.name={}", reference.name.as_deref().unwrap_or_default()),
+    };
+    let params = ListParams::default().fields(&format!("{about},reason={REASON_BYPASS}")).limit(1);
+    match api.list_metadata(&params).await {
+        Ok(list) => !list.items.is_empty(),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list Events: recording the bypass Event anyway");
+            false
         }
     }
 }
@@ -437,37 +515,31 @@ impl Lookup {
         Self { client, namespaces: HashMap::new(), configmaps: HashMap::new() }
     }
 
-    async fn webhook_registered(&self, name: &str) -> Result<Option<jiff::Timestamp>, ()> {
+    async fn webhook_registered(&self, name: &str) -> Result<Option<jiff::Timestamp>, String> {
         let api: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
         match api.get(name).await {
             Ok(o) => Ok(bypass::created(&metadata(&o.metadata))),
             // Not registered now: what is written meanwhile is judged by the other rule, and
             // predates the registration once it is registered again.
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the webhook configuration");
-                Err(())
-            }
+            Err(e) => Err(format!("ValidatingWebhookConfiguration {name}: {e}")),
         }
     }
 
-    async fn namespace_labels_written(&mut self, name: &str) -> Result<Option<jiff::Timestamp>, ()> {
+    async fn namespace_labels_written(&mut self, name: &str) -> Result<Option<jiff::Timestamp>, String> {
         if let Some(t) = self.namespaces.get(name) {
             return Ok(*t);
         }
         let api: Api<Namespace> = Api::all(self.client.clone());
         let t = match api.get(name).await {
             Ok(o) => bypass::last_write(&metadata(&o.metadata), &["f:metadata", "f:labels"]),
-            Err(e) => {
-                tracing::debug!(namespace = name, error = %e, "cannot read the namespace");
-                return Err(());
-            }
+            Err(e) => return Err(format!("Namespace {name}: {e}")),
         };
         self.namespaces.insert(name.to_owned(), t);
         Ok(t)
     }
 
-    async fn data_written(&mut self, namespace: &str, name: &str) -> Result<Option<jiff::Timestamp>, ()> {
+    async fn data_written(&mut self, namespace: &str, name: &str) -> Result<Option<jiff::Timestamp>, String> {
         let key = (namespace.to_owned(), name.to_owned());
         if let Some(t) = self.configmaps.get(&key) {
             return Ok(*t);
@@ -475,14 +547,69 @@ impl Lookup {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let t = match api.get(name).await {
             Ok(o) => bypass::last_write(&metadata(&o.metadata), &["f:data"]),
-            Err(e) => {
-                tracing::debug!(configmap = name, error = %e, "cannot read the policy ConfigMap");
-                return Err(());
-            }
+            Err(e) => return Err(format!("ConfigMap {namespace}/{name}: {e}")),
         };
         self.configmaps.insert(key, t);
         Ok(t)
     }
+}
+
+impl Lookup {
+    /// When podguard's settings took their current values: recorded on the writer's Lease as
+    /// `FINGERPRINT TIME` (the writer records the time it first sees a new fingerprint, so the
+    /// time only moves forward). `None` until recorded for these settings.
+    async fn settings_since(
+        &self,
+        (namespace, name): &(String, String),
+        fingerprint: &str,
+        writer: bool,
+    ) -> Result<Option<jiff::Timestamp>, String> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        let lease = match api.get(name).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+            Err(e) => return Err(format!("Lease {namespace}/{name}: {e}")),
+        };
+        let recorded = lease.metadata.annotations.as_ref().and_then(|a| a.get(SETTINGS_ANNOTATION));
+        if let Some((fp, at)) = recorded.and_then(|r| r.split_once(' '))
+            && fp == fingerprint
+        {
+            return Ok(at.parse().ok());
+        }
+        if !writer {
+            return Ok(None);
+        }
+        let now = jiff::Timestamp::now();
+        let value = format!("{fingerprint} {}", now.strftime("%Y-%m-%dT%H:%M:%SZ"));
+        let patch = serde_json::json!({"metadata": {"annotations": {SETTINGS_ANNOTATION: value}}});
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                tracing::info!(fingerprint, "audit: new settings recorded on the writer's Lease");
+                Ok(None)
+            }
+            Err(e) => Err(format!("Lease {namespace}/{name} (to record the settings): {e}")),
+        }
+    }
+}
+
+/// A fingerprint of the settings that decide a namespace's mode and exemptions.
+pub fn settings_fingerprint(settings: &crate::admission::Settings) -> String {
+    let sorted = |set: &std::collections::HashSet<String>| {
+        let mut v: Vec<&str> = set.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.join(",")
+    };
+    let e = &settings.exemptions;
+    let text = format!(
+        "mode={};label={};namespaces={};users={};runtimeClasses={}",
+        settings.default_mode.as_str(),
+        settings.namespace_mode_label,
+        sorted(&e.namespaces),
+        sorted(&e.usernames),
+        sorted(&e.runtime_classes)
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn metadata(m: &kube::api::ObjectMeta) -> Value {

@@ -313,12 +313,7 @@ fn rbac_grants_what_serve_needs_and_nothing_more() {
             events.clone(),
             // The audit writer's Lease: created once, then only that one.
             rule(&["coordination.k8s.io"], &["leases"], &["create"]),
-            named(
-                &["coordination.k8s.io"],
-                &["leases"],
-                "podguard-audit-writer",
-                &["get", "patch", "update"]
-            ),
+            named(&["coordination.k8s.io"], &["leases"], "podguard-audit-writer", &["get", "patch"]),
         ]
     );
     let cluster_role: ClusterRole = rendered.typed("ClusterRole");
@@ -331,6 +326,7 @@ fn rbac_grants_what_serve_needs_and_nothing_more() {
         rule(&["batch"], &["jobs", "cronjobs"], &["list", "watch"]),
         named(&["admissionregistration.k8s.io"], &["validatingwebhookconfigurations"], "podguard", &["get"]),
         events.clone(),
+        rule(&[""], &["events"], &["list"]),
     ];
     let mut want = vec![namespaces.clone()];
     want.extend(audit.clone());
@@ -351,7 +347,7 @@ fn rbac_grants_what_serve_needs_and_nothing_more() {
     assert_eq!(crd["metadata"]["name"], "policyreports.wgpolicyk8s.io");
     assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     let with_reports: ClusterRole = reports.typed("ClusterRole");
-    want.push(rule(&["wgpolicyk8s.io"], &["policyreports"], &["get", "list", "create", "patch", "delete"]));
+    want.push(rule(&["wgpolicyk8s.io"], &["policyreports"], &["list", "create", "patch", "delete"]));
     assert_eq!(with_reports.rules.unwrap(), want);
     assert!(
         pod_spec(&reports).containers[0].args.as_ref().unwrap().contains(&"--audit-reports=true".to_owned())

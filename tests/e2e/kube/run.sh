@@ -17,7 +17,9 @@
 # charts/podguard), KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL_1_20 and ETCD (existing
 # binaries; skip the build),
 # PODGUARD_E2E_CACHE (default ~/.cache/podguard-e2e), E2E_KEEP=1 (keep the temp dir and its logs),
-# E2E_ONLY_CLUSTER=1. The last line is `e2e: N passed, M failed`; the exit status is non-zero
+# E2E_ONLY_CLUSTER=1, E2E_AUDIT_PODS=N (after the scenarios, measure the first audit of N pods
+# stored in the API server by a podguard started afresh, E2E_BENCH_BIN if set: BENCHMARKS.md).
+# The last line is `e2e: N passed, M failed`; the exit status is non-zero
 # when anything failed.
 set -uo pipefail
 
@@ -1067,12 +1069,15 @@ policy_report_has() {
 scenario_audit_writer_moves() {
   wait_until 20 eval 'is_writer "$metrics_port" || is_writer "$metrics2_port"' || bad "no replica is the writer after 20 s"
   if is_writer "$metrics_port" && is_writer "$metrics2_port"; then bad "both replicas are writers"; fi
-  local name pid survivor
+  local name pid survivor survivor_pid holder
   if is_writer "$metrics_port"; then
-    name=podguard pid=$(cat "$tmp/podguard.pid") survivor=$metrics2_port
+    name=podguard pid=$(cat "$tmp/podguard.pid") survivor=$metrics2_port survivor_pid=$(cat "$tmp/podguard-b.pid")
   else
-    name=podguard-b pid=$(cat "$tmp/podguard-b.pid") survivor=$metrics_port
+    name=podguard-b pid=$(cat "$tmp/podguard-b.pid") survivor=$metrics_port survivor_pid=$(cat "$tmp/podguard.pid")
   fi
+  # The Lease names the writer (identity: host name, then process id).
+  holder=$(kubectl --request-timeout=10s get lease podguard-audit-writer -n "$POLICY_NS" -o jsonpath='{.spec.holderIdentity}')
+  [[ "$holder" == *"-$pid" ]] || bad "the Lease names $holder, not the writer (PID $pid)"
   curl -sf --max-time 5 "http://127.0.0.1:$survivor/report" | jq -e '.synced == true' >/dev/null ||
     bad "the replica that is not the writer does not answer /report"
   log "  the writer is $name (PID $pid); killing it"
@@ -1080,6 +1085,8 @@ scenario_audit_writer_moves() {
   local killed=$(now_ms)
   wait_until 15 is_writer "$survivor" || bad "the other replica did not take the duty over within 15 s"
   log "  the duty moved after $(($(now_ms) - killed)) ms"
+  holder=$(kubectl --request-timeout=10s get lease podguard-audit-writer -n "$POLICY_NS" -o jsonpath='{.spec.holderIdentity}')
+  [[ "$holder" == *"-$survivor_pid" ]] || bad "the Lease names $holder, not the new writer (PID $survivor_pid)"
   # The new writer writes. (Where the webhook is not called, as the first replica may be down.)
   local ns=e2e-writer
   namespace "$ns" podguard.dev/mode=warn podguard.dev/ignore=true
@@ -1187,9 +1194,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/podguard-e2e.XXXXXX") || die "mktemp failed"
 export KUBECONFIG="$tmp/kubeconfig" KUBECACHEDIR="$tmp/kube-cache"
 
 # Free loopback ports, chosen by the kernel; released just before the servers bind them.
-read -r etcd_port etcd_peer_port api_port pg_port metrics_port pg2_port metrics2_port < <(python3 -c '
+read -r etcd_port etcd_peer_port api_port pg_port metrics_port pg2_port metrics2_port pg3_port metrics3_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])') || die "could not find free ports"
 
@@ -1373,6 +1380,57 @@ metadata: {name: $POLICY_NS, labels: {podguard.dev/ignore: \"true\"}}"
   run_scenario "25. audit: 1,000 violating pods, one PolicyReport within its cap" scenario_audit_report_cap
   run_scenario "26. audit: a pod created while the webhook is not registered is reported as a bypass" \
     scenario_audit_bypass
+fi
+
+# bench_audit N: N pods stored (in a namespace the webhook leaves out, mode warn: no admission
+# call, no bypass), then a podguard started afresh; prints how long its first audit took (its
+# own figure, and from its start to /report saying synced) and its memory.
+bench_audit() {
+  local n=$1 ns=e2e-bench made=0 start
+  namespace "$ns" podguard.dev/mode=warn podguard.dev/ignore=true
+  start=$(now_ms)
+  while [ "$made" -lt "$n" ]; do
+    local batch=$((n - made < 1000 ? n - made : 1000))
+    python3 - "$ns" "$made" "$batch" >"$tmp/bench-pods.json" <<'PY'
+import json, sys
+ns, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pods = [{"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": f"bench-{i:06d}", "namespace": ns,
+                      "labels": {"app": f"app-{i % 50}", "team": "bench"}},
+         "spec": {"serviceAccountName": "app",
+                  "containers": [{"name": "app", "image": f"registry.example/app-{i % 50}:1.{i % 7}",
+                                  "ports": [{"containerPort": 8080}],
+                                  "env": [{"name": "MODE", "value": "production"}],
+                                  "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}},
+                                  "securityContext": {"privileged": i % 2 == 0}}]}}
+        for i in range(first, first + count)]
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
+PY
+    kubectl --request-timeout=120s create -f "$tmp/bench-pods.json" >/dev/null 2>&1 || die "bench: cannot create pods"
+    made=$((made + batch))
+  done
+  log "  $n pods stored in $(($(now_ms) - start)) ms"
+  start=$(now_ms)
+  KUBECONFIG="$tmp/podguard.kubeconfig" "${E2E_BENCH_BIN:-$PODGUARD_BIN}" serve --configmaps --policy-namespace "$POLICY_NS" \
+    --tls-self-signed --listen "127.0.0.1:$pg3_port" --metrics-listen "127.0.0.1:$metrics3_port" \
+    --audit-lease e2e-bench-unused >"$tmp/podguard-bench.out" 2>"$tmp/podguard-bench.err" &
+  local pid=$!
+  pids+=("$pid")
+  # shellcheck disable=SC2016 # expanded by eval, on each attempt
+  wait_until 120 eval 'curl -sf --max-time 5 "http://127.0.0.1:$metrics3_port/report?namespace=-" | jq -e ".synced == true" >/dev/null 2>&1' ||
+    die "bench: the audit is not synced after 120 s"
+  local wall=$(($(now_ms) - start)) first held hwm rss
+  first=$(curl -sf --max-time 5 "http://127.0.0.1:$metrics3_port/report?namespace=-" | jq -r '.firstAuditSeconds')
+  held=$(curl -sf --max-time 5 "http://127.0.0.1:$metrics3_port/metrics" | sed -n 's/^podguard_audit_objects //p')
+  hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  log "bench: first audit of $held objects through the API server: ${first} s (podguard's figure), $wall ms from start to synced; VmHWM $((hwm / 1024)) MiB, VmRSS $((rss / 1024)) MiB"
+  stop_pid "$pid"
+}
+
+if [ "${E2E_AUDIT_PODS:-0}" -gt 0 ] && [ "${E2E_ONLY_CLUSTER:-}" != 1 ]; then
+  log "--- bench: the first audit of ${E2E_AUDIT_PODS} pods through the API server"
+  bench_audit "$E2E_AUDIT_PODS"
 fi
 
 if [ -d "$PODGUARD_CHART" ]; then
