@@ -509,6 +509,14 @@ impl Auditor {
         out
     }
 
+    /// Every bypass is to be queued again (an Event was not sent): the sender skips objects
+    /// that already carry one.
+    pub fn announce_again(&mut self) {
+        for e in self.objects.values_mut() {
+            e.announced = false;
+        }
+    }
+
     /// Objects held that are bypasses now.
     pub fn bypasses(&self) -> usize {
         self.objects.values().filter(|e| e.result.bypass.is_some()).count()

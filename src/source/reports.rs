@@ -153,7 +153,7 @@ async fn write_reports(client: kube::Client, audit: Audit, opts: Options) {
     let mut complain = |what: &str, e: &kube::Error| {
         if complained.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
             complained = Some(Instant::now());
-            tracing::warn!(error = %e, "cannot {what} PolicyReports (is the wgpolicyk8s.io CRD installed, and does podguard have get/list/create/patch/delete on policyreports?)");
+            tracing::warn!(error = %e, "cannot {what} PolicyReports (is the wgpolicyk8s.io CRD installed, and does podguard have list/create/patch/delete on policyreports?)");
         }
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -369,7 +369,14 @@ async fn verdicts(
         Some(name) => lookup.webhook_registered(name).await?,
         None => None,
     };
-    let settings_since = lookup.settings_since(&opts.lease, &opts.settings, audit.is_writer()).await?;
+    // Without it only "not asked" verdicts wait; "before the webhook was registered" need not.
+    let settings_since = match lookup.settings_since(&opts.lease, &opts.settings, audit.is_writer()).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(error = %e, "audit: the settings' time is unknown this round");
+            None
+        }
+    };
     let set = store.current();
     for c in candidates.iter().take(BYPASS_BATCH) {
         let mode_since = lookup.namespace_labels_written(&c.key.namespace).await?;
@@ -466,8 +473,10 @@ async fn send_events(
     while let Some((reference, event)) = queue.recv().await {
         pace.tick().await;
         let name = reference.name.clone().unwrap_or_default();
+        // Not sent now (the duty moved, or the API server failed): queued again from the
+        // audit later, by whichever replica then writes; the check below skips duplicates.
         if !holds_lease(&client, &opts).await {
-            // The duty moved: the new writer announces what it holds itself.
+            audit.lock().announce_again();
             continue;
         }
         if already_recorded(&client, &reference).await {
@@ -475,10 +484,14 @@ async fn send_events(
         }
         match tokio::time::timeout(Duration::from_secs(10), recorder.publish(&event, &reference)).await {
             Ok(Ok(())) => audit.count_bypass_event(),
-            Ok(Err(e)) => tracing::warn!(name, error = %e,
-                "cannot record the bypass Event (podguard needs create/patch on events.k8s.io events)"),
+            Ok(Err(e)) => {
+                audit.lock().announce_again();
+                tracing::warn!(name, error = %e,
+                    "cannot record the bypass Event (podguard needs create/patch on events.k8s.io events)");
+            }
             Err(_) => {
-                tracing::warn!(name, "cannot record the bypass Event: the API server did not answer in time")
+                audit.lock().announce_again();
+                tracing::warn!(name, "cannot record the bypass Event: the API server did not answer in time");
             }
         }
     }
