@@ -6,13 +6,13 @@
 //! Contact points: [`crate::policy::set`] builds and calls checks; [`crate::subject`] gives the
 //! view they read.
 
-pub mod filesystem;
+pub mod default_namespace;
 pub mod host_paths;
 pub mod images;
 pub mod labels;
-pub mod namespace;
 pub mod probes;
 pub mod pss;
+pub mod read_only_root_filesystem;
 pub mod resources;
 pub mod secrets;
 pub mod service_account;
@@ -87,8 +87,8 @@ pub fn all() -> impl Iterator<Item = &'static Definition> {
         images::DEFINITIONS,
         resources::DEFINITIONS,
         probes::DEFINITIONS,
-        filesystem::DEFINITIONS,
-        namespace::DEFINITIONS,
+        read_only_root_filesystem::DEFINITIONS,
+        default_namespace::DEFINITIONS,
         service_account::DEFINITIONS,
         secrets::DEFINITIONS,
         labels::DEFINITIONS,
