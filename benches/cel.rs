@@ -64,7 +64,7 @@ fn cel(c: &mut Criterion) {
         ),
     ];
     for (name, rule) in cases {
-        let check = podguard::cel::compile(&rule, &params).expect("compile");
+        let check = podguard::cel::compile(rule.cel_source(), &params).expect("compile");
         let mut out = Vec::new();
         check.evaluate(&ctx, &subject, &mut out);
         assert!(out.is_empty(), "{name} must pass on the bench pod: {out:?}");

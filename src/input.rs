@@ -7,6 +7,8 @@
 //! exactly the webhook's decision. A plain manifest is a `CREATE` in its namespace, else in the
 //! namespace given with `--namespace`, else in none in particular (see [`Options::namespace`]).
 
+use crate::admission::{Decision, Outcome};
+use crate::report::{CANNOT_EVALUATE, Found, ObjectResult};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,6 +82,60 @@ pub struct NotAnObject {
     pub place: Place,
     /// Why it was skipped.
     pub reason: String,
+}
+
+impl Document {
+    /// Builds the result of one document from its decision.
+    pub fn result(&self, decision: Decision) -> ObjectResult {
+        let r = &self.request;
+        let (skipped, reason) = match &decision.outcome {
+            Outcome::Evaluated => (false, None),
+            Outcome::Skipped(why) => (true, Some(why.clone())),
+            Outcome::Unreadable(e) => (false, Some(format!("{CANNOT_EVALUATE}{e}"))),
+            Outcome::Refused(why) => (false, Some(why.clone())),
+        };
+        let violations: Vec<Found> = decision
+            .violations
+            .into_iter()
+            .map(|violation| Found { line: self.line_of(violation.path.as_str()), violation })
+            .collect();
+        ObjectResult {
+            file: self.place.file.clone(),
+            document: self.place.document,
+            item: self.place.item,
+            line: self.place.line,
+            kind: r.kind.kind.clone(),
+            namespace: r.namespace.clone().unwrap_or_default(),
+            name: r.name.clone().unwrap_or_default(),
+            allowed: decision.allowed,
+            skipped,
+            reason,
+            notes: self.notes.clone(),
+            violations,
+            applied: decision.applied,
+        }
+    }
+}
+
+impl NotAnObject {
+    /// The result for a document that is not a Kubernetes object.
+    pub fn result(&self) -> ObjectResult {
+        ObjectResult {
+            file: self.place.file.clone(),
+            document: self.place.document,
+            item: self.place.item,
+            line: self.place.line,
+            kind: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            allowed: true,
+            skipped: true,
+            reason: Some(self.reason.clone()),
+            notes: Vec::new(),
+            violations: Vec::new(),
+            applied: Vec::new(),
+        }
+    }
 }
 
 /// An input that could not be read.

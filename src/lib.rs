@@ -8,9 +8,12 @@
 //!  manifest)  workload)  + prefix)   immutable)     path, message)  exemptions)   report)
 //! ```
 //!
-//! Pure modules (no IO): [`object`], [`subject`], [`context`], [`policy`], [`checks`], [`cel`],
-//! [`admission`], [`audit`], [`report`], [`compliance`]. IO lives in [`input`], [`source`], [`server`], [`cli`],
-//! [`telemetry`] and [`metrics`].
+//! Pure modules (no IO): [`object`], [`subject`], [`context`], [`finding`], [`policy`],
+//! [`checks`], [`cel`], [`admission`], [`audit`], [`report`], [`compliance`], [`json`], [`yaml`],
+//! [`yaml11`]. IO lives in [`input`], [`source`], [`server`], [`cli`], [`telemetry`], [`metrics`]
+//! and [`memory`]. Dependencies run one way: no module imports one that imports it back, and no
+//! pure module imports an IO one (`tests/e2e/layers.rs` checks both; docs/architecture.md draws
+//! the map).
 
 pub mod admission;
 pub mod audit;
@@ -19,6 +22,7 @@ pub mod checks;
 pub mod cli;
 pub mod compliance;
 pub mod context;
+pub mod finding;
 pub mod input;
 pub mod json;
 pub mod memory;

@@ -5,23 +5,19 @@
 //! `&'static str`, policy names are the set's own `Arc<str>` (as many as policies ever loaded);
 //! never a namespace, user or object name, which would grow without limit.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
+pub use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::admission::{Decision, Outcome};
 use crate::context::Operation;
-use crate::policy::Origin;
-use crate::source::Store;
 
 /// Upper bounds of the latency histogram, in seconds: fine steps below a millisecond (where
 /// every normal decision falls) and coarse ones up to the API server's 10 s webhook limit.
@@ -95,8 +91,6 @@ struct ViolationLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// The background audit, read at each scrape once it runs.
-    audit: Arc<std::sync::OnceLock<crate::source::audit::Audit>>,
     requests: Family<RequestLabels, Counter>,
     duration: Histogram,
     violations: Family<ViolationLabels, Counter>,
@@ -104,9 +98,21 @@ pub struct Metrics {
     namespace_fetches: Family<FetchLabels, Counter>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    /// Registers every metric; `podguard_policies` is read from `store` at each scrape.
-    pub fn new(store: Arc<Store>) -> Self {
+    /// Registers the request metrics (those of the policy sources and the audit come from
+    /// their owners through [`Metrics::with`]).
+    pub fn new() -> Self {
+        Self::with(Vec::new())
+    }
+
+    /// Registers the request metrics and `collectors`, read at each scrape.
+    pub fn with(collectors: Vec<Box<dyn Collector>>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let duration = Histogram::new(DURATION_BUCKETS.iter().copied());
@@ -138,15 +144,11 @@ impl Metrics {
             "Requests that missed the namespace label cache and looked the namespace up live, by result (found, missing, failed)",
             namespace_fetches.clone(),
         );
-        registry.register_collector(Box::new(PolicyCount(store)));
-        let audit = Arc::new(std::sync::OnceLock::new());
-        registry.register_collector(Box::new(AuditCollector(audit.clone())));
-        Self { registry, audit, requests, duration, violations, load_errors, namespace_fetches }
-    }
-
-    /// Exposes the background audit's results at each scrape.
-    pub fn watch_audit(&self, audit: crate::source::audit::Audit) {
-        let _ = self.audit.set(audit);
+        registry.register_collector(Box::new(LogLines));
+        for c in collectors {
+            registry.register_collector(c);
+        }
+        Self { registry, requests, duration, violations, load_errors, namespace_fetches }
     }
 
     /// Records one answered admission request.
@@ -201,138 +203,12 @@ impl Metrics {
     }
 }
 
-/// Series of `podguard_audit_violations` at most: past it, the rest are summed under namespace
-/// `(other)`, so a cluster of thousands of namespaces cannot flood Prometheus.
-pub const MAX_AUDIT_SERIES: usize = 2000;
-
+/// `podguard_log_lines_dropped`: read from the log writer at each scrape.
 #[derive(Debug)]
-struct AuditCollector(Arc<std::sync::OnceLock<crate::source::audit::Audit>>);
+struct LogLines;
 
-impl Collector for AuditCollector {
+impl Collector for LogLines {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(audit) = self.0.get() else { return Ok(()) };
-        let (counts, objects, dropped, first, bypassed, bypasses) = {
-            let a = audit.lock();
-            (a.counts(), a.len(), a.dropped(), a.first_audit(), a.bypasses(), a.bypasses_found())
-        };
-        let (writes, write_errors) = audit.report_writes();
-        let mut metric = encoder.encode_descriptor(
-            "podguard_audit_violations",
-            "Findings on objects already in the cluster, by policy, rule and namespace (the background audit)",
-            None,
-            MetricType::Gauge,
-        )?;
-        let mut other: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-        for (i, ((policy, rule, ns), n)) in counts.iter().enumerate() {
-            if i < MAX_AUDIT_SERIES {
-                let labels = [("policy", &**policy), ("rule", &**rule), ("namespace", ns.as_str())];
-                ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX))
-                    .encode(metric.encode_family(&labels)?)?;
-            } else {
-                *other.entry((policy, rule)).or_default() += n;
-            }
-        }
-        for ((policy, rule), n) in other {
-            let labels = [("policy", policy), ("rule", rule), ("namespace", "(other)")];
-            ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)).encode(metric.encode_family(&labels)?)?;
-        }
-        let held = encoder.encode_descriptor(
-            "podguard_audit_objects",
-            "Objects the background audit holds and judges",
-            None,
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(i64::try_from(objects).unwrap_or(i64::MAX)).encode(held)?;
-        let not_held = encoder.encode_descriptor(
-            "podguard_audit_dropped_objects",
-            "Objects not held because the audit's object limit was reached",
-            None,
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(i64::try_from(dropped).unwrap_or(i64::MAX)).encode(not_held)?;
-        let g = |n: usize| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
-        let now = encoder.encode_descriptor(
-            "podguard_audit_bypassed_objects",
-            "Objects refused now that were not judged at admission (created while podguard was down, unregistered or not yet installed)",
-            None,
-            MetricType::Gauge,
-        )?;
-        g(bypassed).encode(now)?;
-        let found = encoder.encode_descriptor(
-            "podguard_audit_bypasses",
-            "Objects found refused now and not judged at admission, since start",
-            None,
-            MetricType::Counter,
-        )?;
-        ConstCounter::new(bypasses).encode(found)?;
-        let mut w = encoder.encode_descriptor(
-            "podguard_audit_report_writes",
-            "PolicyReport objects written or deleted by this replica (the Lease holder), by outcome",
-            None,
-            MetricType::Counter,
-        )?;
-        ConstCounter::new(writes).encode(w.encode_family(&[("outcome", "ok")])?)?;
-        ConstCounter::new(write_errors).encode(w.encode_family(&[("outcome", "error")])?)?;
-        let events = encoder.encode_descriptor(
-            "podguard_audit_bypass_events",
-            "AdmissionBypassed Events recorded by this replica (as the writer)",
-            None,
-            MetricType::Counter,
-        )?;
-        ConstCounter::new(audit.bypass_events()).encode(events)?;
-        let writer = encoder.encode_descriptor(
-            "podguard_audit_writer",
-            "1 while this replica holds the Lease that makes it the audit's writer",
-            None,
-            MetricType::Gauge,
-        )?;
-        g(usize::from(audit.is_writer())).encode(writer)?;
-        if let Some(took) = first {
-            let d = encoder.encode_descriptor(
-                "podguard_audit_first_duration_seconds",
-                "How long the first full audit took (every kind listed and judged)",
-                None,
-                MetricType::Gauge,
-            )?;
-            ConstGauge::new(took.as_secs_f64()).encode(d)?;
-        }
-        Ok(())
-    }
-}
-
-/// `podguard_policies{source}`: the policies in force by kind of source, read at scrape time so
-/// it is right whichever source (files, ConfigMaps) changed the set.
-#[derive(Debug)]
-struct PolicyCount(Arc<Store>);
-
-impl Collector for PolicyCount {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let set = self.0.current();
-        let mut counts = [("builtin", 0i64), ("file", 0), ("configmap", 0)];
-        for p in set.policies() {
-            let i = match p.origin {
-                Origin::Builtin { .. } => 0,
-                Origin::File { .. } | Origin::Manifest { .. } => 1,
-                Origin::ConfigMap { .. } => 2,
-            };
-            counts[i].1 += 1;
-        }
-        let mut metric = encoder.encode_descriptor(
-            "podguard_policies",
-            "Policies in force, by kind of source",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (source, n) in counts {
-            ConstGauge::new(n).encode(metric.encode_family(&[("source", source)])?)?;
-        }
-        let refused = encoder.encode_descriptor(
-            "podguard_policy_sources_refused",
-            "Policy sources (ConfigMaps, files) whose current version does not load; a refused ConfigMap contributes no policy",
-            None,
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(i64::try_from(self.0.refused()).unwrap_or(i64::MAX)).encode(refused)?;
         let dropped = encoder.encode_descriptor(
             "podguard_log_lines_dropped",
             "Log lines dropped because the log output did not keep up (the queue was full)",
@@ -350,7 +226,7 @@ mod tests {
 
     #[test]
     fn violations_only_counted_are_counted_too() {
-        let m = Metrics::new(Arc::new(Store::new()));
+        let m = Metrics::new();
         let d = Decision {
             allowed: false,
             outcome: Outcome::Evaluated,
@@ -370,21 +246,7 @@ mod tests {
 
     #[test]
     fn text_has_every_metric_with_bounded_labels() {
-        let store = Arc::new(Store::new());
-        let refused = crate::policy::LoadError {
-            origin: Origin::ConfigMap { namespace: "ns".into(), name: "cm".into(), key: "p.yaml".into() },
-            document: None,
-            line: None,
-            policy: None,
-            rule: None,
-            field: None,
-            reason: "broken".into(),
-        };
-        store.replace(
-            crate::source::SourceKey::ConfigMap { namespace: "ns".into(), name: "cm".into() },
-            Err(vec![refused]),
-        );
-        let m = Metrics::new(store);
+        let m = Metrics::new();
         m.record(DecisionLabel::Denied, Some(Operation::Create), "Pod", Duration::from_micros(120));
         m.record(DecisionLabel::Invalid, None, "", Duration::from_micros(5));
         m.record(DecisionLabel::Allowed, Some(Operation::Update), "Widget", Duration::from_millis(2));
@@ -397,8 +259,6 @@ mod tests {
             r#"podguard_admission_duration_seconds_bucket{le="0.00025"} 2"#,
             "podguard_admission_duration_seconds_count 3",
             "podguard_policy_load_errors_total 1",
-            r#"podguard_policies{source="builtin"} 0"#,
-            "podguard_policy_sources_refused 1",
             "podguard_log_lines_dropped_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

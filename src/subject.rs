@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::finding::FieldPath;
 use crate::object::Workload;
-use crate::policy::FieldPath;
 
 static EMPTY_SPEC: LazyLock<PodSpec> = LazyLock::new(PodSpec::default);
 static EMPTY_META: LazyLock<ObjectMeta> = LazyLock::new(ObjectMeta::default);

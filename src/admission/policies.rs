@@ -10,7 +10,7 @@ use super::decision::{Decision, Outcome};
 use super::review::AdmissionRequest;
 use crate::context::Operation;
 use crate::policy::Mode;
-use crate::source::configmaps::load_configmap;
+use crate::policy::configmap::load_configmap;
 
 /// Where the policy ConfigMaps are: their namespace and label selector (`--policy-namespace`,
 /// `--policy-selector`).

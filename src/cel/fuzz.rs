@@ -93,7 +93,7 @@ proptest! {
                 foreach: foreach.then_some(crate::policy::Foreach::Containers),
                 ..Default::default()
             };
-            if let Err(e) = super::compile(&rule, &Params::new()) {
+            if let Err(e) = super::compile(rule.cel_source(), &Params::new()) {
                 assert!(!e.reason.is_empty());
             }
         });

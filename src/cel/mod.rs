@@ -28,10 +28,37 @@ mod vars;
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::checks::{Check, Params};
-use crate::policy::Rule;
 
 pub use budget::{DEFAULT_COST_LIMIT, MAX_COST_LIMIT, MAX_LIST_ELEMENTS, MAX_STRING_BYTES, WALL_CLOCK_LIMIT};
+
+/// Container lists a CEL rule can iterate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub enum Foreach {
+    Containers,
+    InitContainers,
+    EphemeralContainers,
+    AllContainers,
+}
+
+/// What [`compile`] reads of a policy rule of kind `cel` (`policy::Rule::cel_source`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuleSource<'a> {
+    /// The `cel` expression.
+    pub cel: Option<&'a str>,
+    /// The fixed `message`.
+    pub message: Option<&'a str>,
+    /// The `messageExpression`.
+    pub message_expression: Option<&'a str>,
+    /// The container lists it iterates, if any.
+    pub foreach: Option<Foreach>,
+    /// The `costLimit`.
+    pub cost_limit: Option<u64>,
+}
 
 /// Which expression of a rule an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,8 +96,8 @@ impl fmt::Display for Position {
 /// A CEL expression of a rule that cannot be used: which one, where in it, and why.
 ///
 /// ```
-/// let rule = podguard::policy::Rule { name: "r".into(), cel: Some("spec.hostNetwork ==".into()), ..Default::default() };
-/// let err = podguard::cel::compile(&rule, &Default::default()).unwrap_err();
+/// let rule = podguard::cel::RuleSource { cel: Some("spec.hostNetwork =="), ..Default::default() };
+/// let err = podguard::cel::compile(rule, &Default::default()).unwrap_err();
 /// assert_eq!(err.field, podguard::cel::Field::Cel);
 /// assert_eq!(err.position.map(|p| (p.line, p.column)), Some((1, 20)));
 /// ```
@@ -89,13 +116,13 @@ pub struct CompileError {
 /// policy's `params`. The rule's `costLimit` ([`DEFAULT_COST_LIMIT`] when unset, at most
 /// [`MAX_COST_LIMIT`]) bounds the work it may do on one subject, all of its containers and
 /// messages included.
-pub fn compile(rule: &Rule, params: &Params) -> Result<Box<dyn Check>, CompileError> {
+pub fn compile(rule: RuleSource<'_>, params: &Params) -> Result<Box<dyn Check>, CompileError> {
     let env = library::env().map_err(|e| CompileError {
         field: Field::Cel,
         position: None,
         reason: format!("the CEL environment failed to build: {e}"),
     })?;
-    let source = rule.cel.as_deref().ok_or_else(|| CompileError {
+    let source = rule.cel.ok_or_else(|| CompileError {
         field: Field::Cel,
         position: None,
         reason: "the rule has no `cel` expression".into(),
@@ -116,7 +143,6 @@ pub fn compile(rule: &Rule, params: &Params) -> Result<Box<dyn Check>, CompileEr
     let cel = program::Program::compile(&env, Field::Cel, source, foreach, cost_limit, &mut patterns)?;
     let message_expression = rule
         .message_expression
-        .as_deref()
         .map(|m| {
             program::Program::compile(&env, Field::MessageExpression, m, foreach, cost_limit, &mut patterns)
         })
@@ -125,7 +151,7 @@ pub fn compile(rule: &Rule, params: &Params) -> Result<Box<dyn Check>, CompileEr
         env,
         source: source.to_owned(),
         cel,
-        message: rule.message.clone(),
+        message: rule.message.map(str::to_owned),
         message_expression,
         foreach: rule.foreach,
         params: vars::from_params(params),

@@ -9,13 +9,14 @@ use cel::common::types::{CelBool, CelString};
 use cel::common::value::Val;
 use cel::{Env, ExecutionError};
 
+use super::Foreach;
 use super::budget::{MAX_LIST_ELEMENTS, MAX_STRING_BYTES, Meter, Over};
 use super::patterns::Pattern;
 use super::program::{Program, Uses, Var};
 use super::vars::{BindError, Bindings, SubjectVars, Texts, container_text, from_json};
 use crate::checks::Check;
 use crate::context::Context;
-use crate::policy::{FieldPath, Finding, Foreach};
+use crate::finding::{FieldPath, Finding};
 use crate::subject::{ContainerKind, Subject};
 
 /// Longest message a `messageExpression` may produce; longer ones are cut.

@@ -49,7 +49,7 @@ pub(super) struct Request<'a> {
 }
 
 pub(super) fn run_with(rule: &Rule, params: &Params, m: &Manifest, req: Request<'_>) -> Vec<Finding> {
-    let check = compile(rule, params).unwrap();
+    let check = compile(rule.cel_source(), params).unwrap();
     let user = UserInfo {
         username: "alice".into(),
         groups: vec!["dev".into(), "system:authenticated".into()],
@@ -269,7 +269,7 @@ fn has_guarded_expressions_never_error(#[case] expr: &str, #[case] holds: bool) 
 }
 
 fn compile_err(rule: &Rule) -> CompileError {
-    compile(rule, &Params::new()).unwrap_err()
+    compile(rule.cel_source(), &Params::new()).unwrap_err()
 }
 
 fn at(line: u32, column: u32) -> Option<Position> {
@@ -321,7 +321,7 @@ fn unicode_before_an_error_counts_characters() {
 
 fn run_limited(expr: &str, cost_limit: Option<u64>, params: &Params) -> (Vec<Finding>, Duration) {
     let rule = Rule { cost_limit, ..cel(expr) };
-    let check = compile(&rule, params).unwrap();
+    let check = compile(rule.cel_source(), params).unwrap();
     let m = manifest(POD);
     let start = Instant::now();
     let out = crate::testing::run_check(check.as_ref(), &m.workload, "shop", "web", "Pod");
@@ -367,7 +367,7 @@ fn a_rule_certain_to_be_too_costly_is_refused_at_load() {
     let err = compile_err(&cel(smaller));
     let at_least = certain_cost_of(&err);
     let rule = Rule { cost_limit: Some(super::MAX_COST_LIMIT), ..cel(smaller) };
-    assert!(compile(&rule, &Params::new()).is_ok());
+    assert!(compile(rule.cel_source(), &Params::new()).is_ok());
     let p = params_of(serde_json::json!({"n": 300}));
     let (findings, _) = run_limited(
         "lists.range(params.n).map(i, lists.range(params.n).map(j, j)).size() > 0",
@@ -452,7 +452,8 @@ fn the_cost_limit_is_per_rule_and_subject_and_checked() {
     let (findings, _) = run_limited("lists.range(params.n).all(i, true)", Some(100), &p);
     assert_eq!(findings, []);
     for bad in [0, super::MAX_COST_LIMIT + 1] {
-        let err = compile(&Rule { cost_limit: Some(bad), ..cel("true") }, &Params::new()).unwrap_err();
+        let rule = Rule { cost_limit: Some(bad), ..cel("true") };
+        let err = compile(rule.cel_source(), &Params::new()).unwrap_err();
         assert!(err.reason.starts_with(&format!("costLimit {bad} is out of range")), "{err}");
     }
 }

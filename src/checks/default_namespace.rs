@@ -5,7 +5,7 @@
 
 use super::{Check, Definition, Params, ParamsError};
 use crate::context::Context;
-use crate::policy::{FieldPath, Finding};
+use crate::finding::{FieldPath, Finding};
 use crate::subject::Subject;
 
 /// Checks defined here.

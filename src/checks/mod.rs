@@ -22,7 +22,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::Subject;
 
 /// A compiled rule body. Implementations never panic and never fail: anything wrong with the

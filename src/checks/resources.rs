@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{Check, Definition, Params, ParamsError, parse_params};
 use crate::context::Context;
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerKind, Subject};
 
 /// Checks defined here.

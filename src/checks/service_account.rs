@@ -11,7 +11,7 @@
 
 use super::{Check, Definition, Params, ParamsError};
 use crate::context::Context;
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::Subject;
 
 /// Checks defined here.

@@ -194,8 +194,7 @@ impl Namespaces {
 /// Decides one document as the webhook would.
 pub fn decide(set: &PolicySet, settings: &Settings, namespaces: &Namespaces, doc: &Document) -> ObjectResult {
     let labels = doc.request.namespace.as_deref().and_then(|ns| namespaces.labels(ns));
-    let mut result =
-        ObjectResult::new(doc, admission::evaluate(set, settings, &doc.request, labels.as_ref()));
+    let mut result = doc.result(admission::evaluate(set, settings, &doc.request, labels.as_ref()));
     if doc.not_served {
         // The API server refuses the apiVersion before any webhook sees the object.
         result.allowed = false;
@@ -294,7 +293,7 @@ fn write_report(
         .documents
         .iter()
         .map(|doc| decide(set, settings, namespaces, doc))
-        .chain(inputs.not_objects.iter().map(ObjectResult::not_an_object));
+        .chain(inputs.not_objects.iter().map(crate::input::NotAnObject::result));
     // Text, JSON and SARIF are written object by object; JUnit and the summary need every
     // result first.
     let mut streamed = match args.format {

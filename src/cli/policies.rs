@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use crate::checks;
-use crate::compliance::{self, coverage::Covered};
+use crate::compliance;
 use crate::policy::PolicySet;
+use crate::report::compliance::coverage::Covered;
 
 /// Subcommands of `podguard policies`.
 #[derive(Debug, clap::Subcommand)]
@@ -85,7 +86,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 /// Per framework: the counts, then each control with how it is covered and by which rules.
 fn coverage_text(set: &PolicySet) -> String {
     let mut out = String::new();
-    for cov in compliance::coverage(set) {
+    for cov in crate::report::compliance::coverage::coverage(set) {
         let f = cov.framework;
         let counts: Vec<String> = [
             Covered::Enforced,

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::check::{AdmissionArgs, Namespaces, decide, policies_and_namespaces, settings};
-use crate::compliance::evidence::{self, Builder, Meta, Source};
 use crate::report::compliance;
+use crate::report::compliance::evidence::{self, Builder, Meta, Source};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             b.add(&decide(&set, &settings, &namespaces, doc));
         }
         for n in &inputs.not_objects {
-            b.add(&crate::report::ObjectResult::not_an_object(n));
+            b.add(&n.result());
         }
         b.finish()
     };

@@ -24,7 +24,7 @@ use crate::server::tls::{CertFiles, CertResolver, SelfSigned};
 use crate::server::{self, NamespaceLabels, NoNamespaceLabels, Options, Readiness, Server, Shared, State};
 use crate::source::cluster::{self, ConfigMapOptions, default_policy_namespace};
 use crate::source::watch::PolicyFiles;
-use crate::source::{SourceKey, Store, embedded};
+use crate::source::{SourceKey, Store, collectors, embedded};
 
 /// Exit code of a configuration error (`EX_USAGE`): nothing was started.
 pub const EXIT_CONFIG: u8 = 64;
@@ -373,6 +373,8 @@ struct Started {
     policy_files: Option<PolicyFiles>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    /// Where the audit goes once it runs, for its metrics.
+    audit_slot: collectors::AuditSlot,
 }
 
 /// Loads TLS and policies. Every error here is a configuration error.
@@ -392,7 +394,11 @@ fn start(plan: &Plan) -> anyhow::Result<Started> {
         }
     };
     let store = Arc::new(Store::new());
-    let metrics = Arc::new(Metrics::new(store.clone()));
+    let audit_slot = collectors::AuditSlot::default();
+    let metrics = Arc::new(Metrics::with(vec![
+        collectors::policies(store.clone()),
+        collectors::audit(audit_slot.clone()),
+    ]));
     // The built-in library is the fallback when no source is configured; with --configmaps the
     // cluster's ConfigMaps (the Helm chart renders the library as ConfigMaps) are the policies.
     let policy_files = if plan.policies.is_empty() && plan.configmaps.is_some() {
@@ -410,7 +416,7 @@ fn start(plan: &Plan) -> anyhow::Result<Started> {
     if !duplicates.is_empty() {
         return Err(load_errors("--policies", &duplicates));
     }
-    Ok(Started { certs, cert_files, policy_files, store, metrics })
+    Ok(Started { certs, cert_files, policy_files, store, metrics, audit_slot })
 }
 
 fn load_errors(what: &str, errors: &[crate::policy::LoadError]) -> anyhow::Error {
@@ -471,7 +477,7 @@ async fn serve(
     started: Started,
     cluster: Option<(ConfigMapOptions, kube::Client)>,
 ) -> anyhow::Result<()> {
-    let Started { certs, cert_files, policy_files, store, metrics } = started;
+    let Started { certs, cert_files, policy_files, store, metrics, audit_slot } = started;
     let readiness = Arc::new(Readiness::default());
     // Kept alive for the life of the server: dropping it stops the watches.
     let mut _cluster = None;
@@ -500,7 +506,7 @@ async fn serve(
                     plan.settings.clone(),
                 )
                 .await;
-                metrics.watch_audit(a.clone());
+                let _ = audit_slot.set(a.clone());
                 _audit_tasks = tasks;
                 if let Some(duties) = plan.audit_duties.clone() {
                     _audit_tasks.extend(crate::source::reports::start(

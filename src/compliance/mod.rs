@@ -7,16 +7,28 @@
 //! rule when a policy compiles ([`RuleControls`]). Pure: no IO.
 
 pub mod catalogue;
-pub mod coverage;
-pub mod evidence;
 
 pub use catalogue::{Admission, Framework, FrameworkControl, catalogues, framework};
-pub use coverage::{Coverage, coverage};
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use crate::policy::Control;
+/// One compliance control, e.g. `{framework: cis-eks-1.8.0, id: "4.2.1"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Framework id, free-form (`cis-eks-1.7`, `nist-800-53-r5`, `pci-dss-4.0`).
+    pub framework: String,
+    /// Control id within the framework.
+    pub id: String,
+}
+
+impl std::fmt::Display for Control {
+    /// `framework:id`, the form reports, SARIF tags and `/policies` use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.framework, self.id)
+    }
+}
 
 /// Whether evidence key `key` (`check` or `check/part...`) names findings of `check` found by
 /// `part` (empty for the check as a whole).

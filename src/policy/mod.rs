@@ -5,6 +5,7 @@
 //! error, never a silently ignored field. [`load`] turns YAML text into documents with precise
 //! errors; [`set`] compiles and evaluates them.
 
+pub mod configmap;
 pub mod load;
 pub mod matcher;
 pub mod set;
@@ -91,22 +92,7 @@ impl Severity {
     }
 }
 
-/// One compliance control, e.g. `{framework: cis-eks-1.8.0, id: "4.2.1"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Control {
-    /// Framework id, free-form (`cis-eks-1.7`, `nist-800-53-r5`, `pci-dss-4.0`).
-    pub framework: String,
-    /// Control id within the framework.
-    pub id: String,
-}
-
-impl fmt::Display for Control {
-    /// `framework:id`, the form reports, SARIF tags and `/policies` use.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.framework, self.id)
-    }
-}
+pub use crate::compliance::Control;
 
 /// A policy document as written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -252,13 +238,17 @@ pub struct Rule {
     pub cost_limit: Option<u64>,
 }
 
-/// Container lists a CEL rule can iterate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub enum Foreach {
-    Containers,
-    InitContainers,
-    EphemeralContainers,
-    AllContainers,
+impl Rule {
+    /// What the CEL compiler reads of this rule.
+    pub fn cel_source(&self) -> crate::cel::RuleSource<'_> {
+        crate::cel::RuleSource {
+            cel: self.cel.as_deref(),
+            message: self.message.as_deref(),
+            message_expression: self.message_expression.as_deref(),
+            foreach: self.foreach,
+            cost_limit: self.cost_limit,
+        }
+    }
 }
+
+pub use crate::cel::Foreach;

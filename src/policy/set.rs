@@ -187,7 +187,7 @@ impl CompiledPolicy {
                 }
                 (None, Some(_)) => {
                     has_cel = true;
-                    crate::cel::compile(rule, &policy.spec.params).map_err(|e| {
+                    crate::cel::compile(rule.cel_source(), &policy.spec.params).map_err(|e| {
                         let (needle, f) = match e.field {
                             crate::cel::Field::Cel => ("cel:", ".cel"),
                             crate::cel::Field::MessageExpression => {

@@ -11,7 +11,6 @@ pub mod text;
 
 use serde::Serialize;
 
-use crate::admission::{Decision, Outcome};
 use crate::policy::{Mode, Violation};
 
 /// How the reason of an object that could not be evaluated starts.
@@ -63,56 +62,6 @@ pub struct Found {
 }
 
 impl ObjectResult {
-    /// Builds the result of one document from its decision.
-    pub fn new(doc: &crate::input::Document, decision: Decision) -> Self {
-        let r = &doc.request;
-        let (skipped, reason) = match &decision.outcome {
-            Outcome::Evaluated => (false, None),
-            Outcome::Skipped(why) => (true, Some(why.clone())),
-            Outcome::Unreadable(e) => (false, Some(format!("{CANNOT_EVALUATE}{e}"))),
-            Outcome::Refused(why) => (false, Some(why.clone())),
-        };
-        let violations: Vec<Found> = decision
-            .violations
-            .into_iter()
-            .map(|violation| Found { line: doc.line_of(violation.path.as_str()), violation })
-            .collect();
-        Self {
-            file: doc.place.file.clone(),
-            document: doc.place.document,
-            item: doc.place.item,
-            line: doc.place.line,
-            kind: r.kind.kind.clone(),
-            namespace: r.namespace.clone().unwrap_or_default(),
-            name: r.name.clone().unwrap_or_default(),
-            allowed: decision.allowed,
-            skipped,
-            reason,
-            notes: doc.notes.clone(),
-            violations,
-            applied: decision.applied,
-        }
-    }
-
-    /// The result for a document that is not a Kubernetes object.
-    pub fn not_an_object(n: &crate::input::NotAnObject) -> Self {
-        Self {
-            file: n.place.file.clone(),
-            document: n.place.document,
-            item: n.place.item,
-            line: n.place.line,
-            kind: String::new(),
-            namespace: String::new(),
-            name: String::new(),
-            allowed: true,
-            skipped: true,
-            reason: Some(n.reason.clone()),
-            notes: Vec::new(),
-            violations: Vec::new(),
-            applied: Vec::new(),
-        }
-    }
-
     /// `file[document]`, `.items[i]` for a list item.
     pub fn place(&self) -> String {
         match self.item {

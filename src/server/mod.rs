@@ -12,14 +12,11 @@ pub mod routes;
 pub mod shutdown;
 pub mod tls;
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 
 pub use routes::{metrics_router, router};
@@ -47,63 +44,7 @@ pub enum Error {
     Tls(#[from] tls::TlsError),
 }
 
-/// Labels of namespaces, for `podguard.dev/mode` and policies' `namespaceSelector`.
-///
-/// [`NamespaceLabels::labels`] is called once per admission request, on the request's task: it
-/// must answer from memory (a map lookup and an `Arc` clone), never block or reach the API
-/// server. The namespace cache fills its map from a watch and hands out shared label maps. Only
-/// when it misses (a namespace created a moment ago, not yet seen by the watch) does the
-/// request wait for [`NamespaceLabels::fetch`].
-pub trait NamespaceLabels: Send + Sync + fmt::Debug {
-    /// Labels of `namespace`, or `None` when the namespace is unknown.
-    fn labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>>;
-
-    /// After a miss of [`NamespaceLabels::labels`]: a bounded live read of the namespace, or
-    /// `None` when there is nowhere to read it from (no cluster).
-    fn fetch(&self, _namespace: &str) -> Option<BoxFuture<'static, Fetched>> {
-        None
-    }
-
-    /// Whether the source has its first full view (gates `/readyz`).
-    fn ready(&self) -> bool {
-        true
-    }
-}
-
-/// The labels of one namespace, shared.
-pub type Labels = Arc<BTreeMap<String, String>>;
-
-/// What a live read of a namespace found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fetched {
-    /// The namespace exists; its labels (now cached).
-    Labels(Arc<BTreeMap<String, String>>),
-    /// The API server says there is no such namespace.
-    Missing,
-    /// No answer: the reason, for the log and the refusal.
-    Failed(String),
-}
-
-impl Fetched {
-    /// The `result` label of `podguard_namespace_fetches`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Labels(_) => "found",
-            Self::Missing => "missing",
-            Self::Failed(_) => "failed",
-        }
-    }
-}
-
-/// No namespace labels: running without a cluster, or before the namespace cache exists.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoNamespaceLabels;
-
-impl NamespaceLabels for NoNamespaceLabels {
-    fn labels(&self, _namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
-        None
-    }
-}
+pub use crate::source::namespaces::{Fetched, Labels, NamespaceLabels, NoNamespaceLabels};
 
 /// What `/readyz` waits for: a TLS pair and a first policy set.
 #[derive(Debug, Default)]

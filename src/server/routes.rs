@@ -473,7 +473,7 @@ mod tests {
         }
         State(Arc::new(Shared {
             audit: None,
-            metrics: Arc::new(Metrics::new(store.clone())),
+            metrics: Arc::new(Metrics::new()),
             store,
             settings: Settings::default(),
             namespaces,

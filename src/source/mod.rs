@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod cluster;
+pub mod collectors;
 pub mod configmaps;
 pub mod embedded;
 pub mod events;

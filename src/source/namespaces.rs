@@ -25,12 +25,67 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{Semaphore, watch};
 
-use crate::server::Fetched;
+use futures::future::BoxFuture;
 
 use super::cluster::{ApiBackoff, log_watch_error};
 
 /// The labels of one namespace, shared by every request that reads them.
 pub type Labels = Arc<BTreeMap<String, String>>;
+
+/// Labels of namespaces, for `podguard.dev/mode` and policies' `namespaceSelector`.
+///
+/// [`NamespaceLabels::labels`] is called once per admission request, on the request's task: it
+/// must answer from memory (a map lookup and an `Arc` clone), never block or reach the API
+/// server. The namespace cache fills its map from a watch and hands out shared label maps. Only
+/// when it misses (a namespace created a moment ago, not yet seen by the watch) does the
+/// request wait for [`NamespaceLabels::fetch`].
+pub trait NamespaceLabels: Send + Sync + std::fmt::Debug {
+    /// Labels of `namespace`, or `None` when the namespace is unknown.
+    fn labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>>;
+
+    /// After a miss of [`NamespaceLabels::labels`]: a bounded live read of the namespace, or
+    /// `None` when there is nowhere to read it from (no cluster).
+    fn fetch(&self, _namespace: &str) -> Option<BoxFuture<'static, Fetched>> {
+        None
+    }
+
+    /// Whether the source has its first full view (gates `/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// What a live read of a namespace found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The namespace exists; its labels (now cached).
+    Labels(Arc<BTreeMap<String, String>>),
+    /// The API server says there is no such namespace.
+    Missing,
+    /// No answer: the reason, for the log and the refusal.
+    Failed(String),
+}
+
+impl Fetched {
+    /// The `result` label of `podguard_namespace_fetches`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Labels(_) => "found",
+            Self::Missing => "missing",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// No namespace labels: running without a cluster, or before the namespace cache exists.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoNamespaceLabels;
+
+impl NamespaceLabels for NoNamespaceLabels {
+    fn labels(&self, _namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        None
+    }
+}
 
 type Map = HashMap<String, Labels>;
 
@@ -243,7 +298,7 @@ pub async fn run_namespaces(client: kube::Client, mut writer: NamespaceWriter, r
     }
 }
 
-impl crate::server::NamespaceLabels for NamespaceCache {
+impl NamespaceLabels for NamespaceCache {
     fn labels(&self, namespace: &str) -> Option<Labels> {
         NamespaceCache::labels(self, namespace)
     }
@@ -436,7 +491,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_client_nothing_is_fetched() {
         let cache = NamespaceCache::fixed([]);
-        assert!(crate::server::NamespaceLabels::fetch(&cache, "x").is_none());
+        assert!(NamespaceLabels::fetch(&cache, "x").is_none());
         assert_eq!(cache.fetch("x").await, Fetched::Missing);
     }
 }

@@ -151,7 +151,7 @@ mod tests {
         write(&dir.path().join("a.yaml"), &policy("a", "disallowLatestTag"));
         write(&dir.path().join("b.yaml"), &policy("b", "noSuchCheck"));
         let store = Arc::new(Store::new());
-        let metrics = Arc::new(Metrics::new(store.clone()));
+        let metrics = Arc::new(Metrics::new());
         let errors = PolicyFiles::load(vec![dir.path().into()], store.clone(), metrics.clone()).unwrap_err();
         assert!(errors[0].to_string().contains("b.yaml"), "{}", errors[0]);
         assert!(store.current().is_empty());
@@ -165,7 +165,7 @@ mod tests {
         let a = dir.path().join("a.yaml");
         write(&a, &policy("a", "disallowLatestTag"));
         let store = Arc::new(Store::new());
-        let metrics = Arc::new(Metrics::new(store.clone()));
+        let metrics = Arc::new(Metrics::new());
         let mut files = PolicyFiles::load(vec![dir.path().into()], store.clone(), metrics.clone()).unwrap();
         assert_eq!(names(&store), ["a"]);
         assert_eq!(files.poll(), 0);

@@ -6,6 +6,7 @@
 mod chart;
 mod check;
 mod ci;
+mod layers;
 mod policy_safety;
 mod report;
 mod support;

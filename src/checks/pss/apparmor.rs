@@ -6,7 +6,7 @@
 //! `localhost/*`), whether or not the annotation names an existing container.
 
 use super::{Control, Quoted, Who, container_sc_path, pod_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 const ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";

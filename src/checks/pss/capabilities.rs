@@ -8,7 +8,7 @@
 //! Names compare exactly, as upstream: `CAP_CHOWN` or `all` are not `CHOWN` or `ALL`.
 
 use super::{Control, Quoted, Who, container_message, container_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 /// Capabilities baseline lets a container add (upstream `capabilities_allowed_1_0`).

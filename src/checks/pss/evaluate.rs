@@ -13,7 +13,7 @@ use super::{
 };
 use crate::checks::Check;
 use crate::context::Context;
-use crate::policy::{FieldPath, Finding};
+use crate::finding::{FieldPath, Finding};
 use crate::subject::{ContainerRef, Subject};
 
 impl Check for PodSecurity {

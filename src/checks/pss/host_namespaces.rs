@@ -2,7 +2,7 @@
 //! namespace (upstream `check_hostNamespaces.go`).
 
 use super::Control;
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::Subject;
 
 /// The namespaces apart: frameworks name them apart (CIS EKS 4.2.2–4.2.4).

@@ -2,7 +2,7 @@
 //! `check_hostPorts.go` allows only an unset or zero `hostPort`, with no range exception.
 
 use super::{Control, Who};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {

@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::{HTTPGetAction, TCPSocketAction};
 
 use super::{Control, Quoted, Who};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 const FIX: &str = "remove the host field so the handler targets the pod itself";

@@ -3,7 +3,7 @@
 //! `check_allowPrivilegeEscalation.go`). The Windows exemption is decided by the caller.
 
 use super::{Control, container_message, container_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {

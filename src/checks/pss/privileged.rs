@@ -3,7 +3,7 @@
 //! and ephemeral container; there is no pod-level field.
 
 use super::{Control, container_message, container_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {

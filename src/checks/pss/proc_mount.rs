@@ -8,7 +8,7 @@
 //! The user-namespace relaxation is decided by the caller ([`super::Rule::ProcMount`]).
 
 use super::{Control, Quoted, Who, container_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 pub(super) fn container(id: Control, s: &Subject<'_>, c: &ContainerRef<'_>, out: &mut Vec<Finding>) {

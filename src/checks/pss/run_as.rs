@@ -8,7 +8,7 @@
 //!   leaving it unset is fine.
 
 use super::{Control, container_message, container_sc_path, pod_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 pub(super) fn non_root_pod(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {

@@ -11,7 +11,7 @@
 use k8s_openapi::api::core::v1::SeccompProfile;
 
 use super::{Control, Quoted, Who, container_message, container_sc_path, pod_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 const POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";

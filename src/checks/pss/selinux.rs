@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::SELinuxOptions;
 
 use super::{Control, Quoted, Who, container_sc_path, pod_sc_path, sc};
-use crate::policy::{FieldPath, Finding};
+use crate::finding::{FieldPath, Finding};
 use crate::subject::{ContainerRef, Subject};
 
 /// The allowed `type` values at a version.

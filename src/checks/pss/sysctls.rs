@@ -3,7 +3,7 @@
 //! list grows with the version; names compare exactly.
 
 use super::{Control, Quoted, pod_sc_path};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::Subject;
 
 /// Every safe sysctl, in the order upstream added them.

@@ -2,8 +2,8 @@
 //! params given as YAML, and collect findings or their paths.
 
 use crate::checks::{Check, Params};
+use crate::finding::Finding;
 use crate::object::Workload;
-use crate::policy::Finding;
 
 /// Decodes a workload of `kind` from YAML (group chosen from the kind).
 pub(super) fn workload(kind: &str, yaml: &str) -> Workload {

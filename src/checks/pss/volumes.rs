@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::Volume;
 
 use super::{Control, Quoted};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::Subject;
 
 pub(super) fn host_path(id: Control, s: &Subject<'_>, out: &mut Vec<Finding>) {

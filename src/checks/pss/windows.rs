@@ -2,7 +2,7 @@
 //! Windows HostProcess container (upstream `check_windowsHostProcess.go`).
 
 use super::{Control, container_message, container_sc_path, pod_sc_path, sc};
-use crate::policy::Finding;
+use crate::finding::Finding;
 use crate::subject::{ContainerRef, Subject};
 
 const FIX: &str = "set securityContext.windowsOptions.hostProcess to false or remove it";

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::compliance::evidence::Evidence;
+use crate::report::compliance::evidence::Evidence;
 
 const HEADER: [&str; 18] = [
     "framework",

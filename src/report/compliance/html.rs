@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::compliance::evidence::{ControlReport, Evidence, Status};
+use crate::report::compliance::evidence::{ControlReport, Evidence, Status};
 
 /// `s` escaped for text and attribute values.
 fn esc(s: &str) -> String {
@@ -57,7 +57,7 @@ details>summary{list-style:none}.noprint{display:none}}
 /// Opens every control before printing, so the paper copy holds all the evidence.
 const SCRIPT: &str = "window.addEventListener('beforeprint',function(){document.querySelectorAll('details').forEach(function(d){d.open=true})});";
 
-fn bar(s: &mut String, counts: &crate::compliance::evidence::Counts) {
+fn bar(s: &mut String, counts: &crate::report::compliance::evidence::Counts) {
     let total = counts.total().max(1) as f64;
     let _ = write!(
         s,

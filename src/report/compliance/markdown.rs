@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::compliance::evidence::{Evidence, Status};
+use crate::report::compliance::evidence::{Evidence, Status};
 
 /// Text safe inside a table cell or a list item: no line breaks, `|` and markup escaped.
 fn esc(s: &str) -> String {

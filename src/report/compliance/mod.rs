@@ -1,13 +1,15 @@
 //! Rendering `podguard report`'s [`Evidence`] for auditors ([`html`], [`markdown`]) and
 //! machines ([`csv`], JSON through serde: the contract is [`Evidence`]'s, docs/compliance.md).
 
+pub mod coverage;
 pub mod csv;
+pub mod evidence;
 pub mod html;
 pub mod markdown;
 
 use std::io::Write;
 
-use crate::compliance::evidence::{Evidence, Source};
+use crate::report::compliance::evidence::{Evidence, Source};
 
 /// Failing objects listed per control in the pages for people (HTML, Markdown); the JSON and CSV
 /// reports list every one. A cluster of thousands of failing pods would otherwise make a page
@@ -33,7 +35,7 @@ pub(crate) fn source_line(e: &Evidence) -> String {
 pub(crate) mod tests {
     use crate::admission::Settings;
     use crate::cli::check::{Namespaces, decide, load_policies};
-    use crate::compliance::evidence::{Builder, Evidence, Meta, Source, digest, policies};
+    use crate::report::compliance::evidence::{Builder, Evidence, Meta, Source, digest, policies};
 
     /// The report of the built-in library on `yaml`.
     pub(crate) fn evidence_of(yaml: &str) -> Evidence {
@@ -48,7 +50,7 @@ pub(crate) mod tests {
             policies: policies(&set),
             source: Source::Manifests { paths: vec!["m.yaml".into()] },
             exempt_namespaces: vec!["kube-system".into()],
-            settings: crate::compliance::evidence::SettingsMeta {
+            settings: crate::report::compliance::evidence::SettingsMeta {
                 default_mode: crate::policy::Mode::Enforce,
                 namespace_mode_label: true,
                 exempt_runtime_classes: Vec::new(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Admission, Framework, FrameworkControl, catalogues};
+use crate::compliance::{Admission, Framework, FrameworkControl, catalogues};
 use crate::policy::{Mode, PolicySet};
 
 /// How a policy set covers one control.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::Admission;
 use super::coverage::{By, Covered, coverage};
+use crate::compliance::Admission;
 use crate::policy::{Mode, PolicySet};
 use crate::report::ObjectResult;
 
