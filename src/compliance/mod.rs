@@ -1,5 +1,7 @@
 //! Compliance frameworks: the catalogues podguard ships (`frameworks/*.yaml`, compiled in), the
-//! evidence each built-in check gives for their controls, and the coverage of a policy set.
+//! evidence keys each built-in check gives their controls, and the control lists violations
+//! carry. What a policy set covers and the evidence of a report are built from these in
+//! [`crate::report::compliance`].
 //!
 //! A catalogue control lists the evidence keys that bear on it: a check's name (every finding of
 //! that check) or `check/part` (findings of one part, such as `podSecurity/privileged`). A

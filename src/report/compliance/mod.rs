@@ -1,5 +1,7 @@
-//! Rendering `podguard report`'s [`Evidence`] for auditors ([`html`], [`markdown`]) and
-//! machines ([`csv`], JSON through serde: the contract is [`Evidence`]'s, docs/compliance.md).
+//! `podguard report`: the [`Evidence`] built from `check`'s results ([`evidence`]), what a policy
+//! set covers of each framework ([`coverage`]), and their rendering for auditors ([`html`],
+//! [`markdown`]) and machines ([`csv`], JSON through serde: the contract is [`Evidence`]'s,
+//! docs/compliance.md).
 
 pub mod coverage;
 pub mod csv;
