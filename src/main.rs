@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // Each admission request allocates a few dozen short-lived objects on whichever worker thread
 // runs it; under load glibc's malloc took a fifth of the webhook's CPU (perf, BENCHMARKS.md).
 #[global_allocator]
@@ -19,7 +17,10 @@ fn release_free_memory() {
 
 fn main() -> ExitCode {
     podguard::memory::set_release(release_free_memory);
-    let cli = podguard::cli::Cli::parse();
+    let cli = match podguard::cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match podguard::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -117,6 +117,15 @@ pub enum OnErrorArg {
     Allow,
 }
 
+impl From<OnErrorArg> for crate::admission::OnError {
+    fn from(on_error: OnErrorArg) -> Self {
+        match on_error {
+            OnErrorArg::Deny => Self::Deny,
+            OnErrorArg::Allow => Self::Allow,
+        }
+    }
+}
+
 /// Loads the policies of `--policies` (all or nothing), or the built-in library.
 pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, Vec<crate::policy::LoadError>> {
     let loaded = if paths.is_empty() { source::embedded::load()? } else { source::files::load_all(paths)? };
@@ -213,10 +222,7 @@ pub fn settings(args: &AdmissionArgs) -> Settings {
             usernames: Default::default(),
             runtime_classes: set(&args.exempt_runtime_classes),
         },
-        on_error: match args.on_error {
-            OnErrorArg::Deny => crate::admission::OnError::Deny,
-            OnErrorArg::Allow => crate::admission::OnError::Allow,
-        },
+        on_error: args.on_error.into(),
         ..Settings::default()
     }
 }
