@@ -12,7 +12,7 @@ pub struct Args {
     /// HTTPS address for `POST /validate`, `GET /healthz`, `GET /readyz`.
     #[arg(long, env = "PODGUARD_LISTEN", value_name = "ADDR", default_value = "0.0.0.0:9443")]
     pub listen: String,
-    /// Plain-HTTP address for `GET /metrics` and `GET /policies`.
+    /// Plain-HTTP address for `GET /metrics`, `GET /policies` and `GET /report` (the audit).
     #[arg(long, env = "PODGUARD_METRICS_LISTEN", value_name = "ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_listen: String,
     /// Serving certificate chain, PEM (reloaded when it changes).
@@ -61,7 +61,7 @@ pub struct Args {
     /// Answer for an object that cannot be read as a pod spec.
     #[arg(long, env = "PODGUARD_ON_ERROR", value_name = "deny|allow", value_enum, default_value = "deny")]
     pub on_error: OnErrorArg,
-    /// Largest request body (bytes, or with Ki/Mi suffix); larger is HTTP 413.
+    /// Largest request body (bytes, or with a Ki, Mi or Gi suffix); larger is HTTP 413.
     #[arg(long, env = "PODGUARD_MAX_BODY_BYTES", value_name = "SIZE", default_value = "3Mi")]
     pub max_body_bytes: String,
     /// Watch policy ConfigMaps (labelled `podguard.dev/policy=true`) in the policy namespace,
