@@ -9,6 +9,9 @@ use std::fmt::{self, Write as _};
 
 use super::decision::{Decision, MAX_SHOWN, Outcome};
 use super::review::{API_VERSION, AdmissionResponse, KIND, Status};
+use serde::ser::{Error as _, SerializeSeq as _};
+use serde::{Serialize, Serializer};
+
 use crate::json;
 use crate::object::DecodeError;
 use crate::policy::{Mode, Violation};
@@ -247,6 +250,156 @@ fn char_count(s: &str) -> usize {
     if s.is_ascii() { s.len() } else { s.chars().count() }
 }
 
+/// The AdmissionReview JSON written by serde: borrowed types serialized straight into one
+/// buffer. The deny message is streamed through the serializer's escaping, each warning is put
+/// together in one reused line first (a long one loses its fix, which needs the whole line), and
+/// the audit annotation's value is the audit list serialized to a string first (it is JSON text
+/// held in a JSON string).
+impl Decision {
+    /// The same bytes as [`Decision::review_json`], written through serde.
+    #[doc(hidden)]
+    pub fn review_json_serde(&self, uid: &str) -> Vec<u8> {
+        let review = ReviewOut {
+            api_version: API_VERSION,
+            kind: KIND,
+            response: ResponseOut {
+                uid,
+                allowed: self.allowed,
+                status: (!self.allowed).then_some(StatusOut {
+                    code: 403,
+                    reason: "Forbidden",
+                    message: DenyMessage(self),
+                }),
+                warnings: Warnings(self),
+                audit_annotations: self.with_mode(Mode::Audit).next().is_some().then(|| AuditAnnotations {
+                    violations: serde_json::to_string(&AuditList(self)).unwrap_or_default(),
+                    omitted: Some(self.shown(Mode::Audit).1).filter(|&more| more > 0),
+                }),
+            },
+        };
+        let mut out = Vec::with_capacity(160 + 192 * self.violations.len());
+        // Writing into a Vec cannot fail, nor can rendering into the serializer's writer.
+        let _ = serde_json::to_writer(&mut out, &review);
+        out
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut<'a>>,
+    #[serde(skip_serializing_if = "Warnings::is_empty")]
+    warnings: Warnings<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_annotations: Option<AuditAnnotations>,
+}
+
+#[derive(Serialize)]
+struct StatusOut<'a> {
+    code: u16,
+    reason: &'static str,
+    message: DenyMessage<'a>,
+}
+
+/// The refusal message, streamed into the serializer's escaping.
+struct DenyMessage<'a>(&'a Decision);
+
+impl fmt::Display for DenyMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_deny_message(f)
+    }
+}
+
+impl Serialize for DenyMessage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The warnings, each put together in one reused line.
+struct Warnings<'a>(&'a Decision);
+
+impl Warnings<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.warning_lines().next().is_none()
+    }
+}
+
+impl Serialize for Warnings<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        let mut line = String::new();
+        for warning in self.0.warning_lines() {
+            line.clear();
+            warning.write(&mut line).map_err(S::Error::custom)?;
+            seq.serialize_element(line.as_str())?;
+        }
+        seq.end()
+    }
+}
+
+/// `auditAnnotations`; the keys are [`AUDIT_KEY`] and [`AUDIT_OMITTED_KEY`].
+#[derive(Serialize)]
+struct AuditAnnotations {
+    violations: String,
+    #[serde(
+        rename = "violations-omitted",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "as_string"
+    )]
+    omitted: Option<usize>,
+}
+
+/// A count as a JSON string (annotation values are strings).
+fn as_string<S: Serializer>(n: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+    match n {
+        Some(n) => s.collect_str(n),
+        None => s.serialize_none(),
+    }
+}
+
+/// The first [`MAX_SHOWN`] audit violations.
+struct AuditList<'a>(&'a Decision);
+
+impl Serialize for AuditList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.shown(Mode::Audit).0.map(AuditEntry::of))
+    }
+}
+
+#[derive(Serialize)]
+struct AuditEntry<'a> {
+    policy: &'a str,
+    rule: &'a str,
+    path: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    controls: &'a str,
+}
+
+impl<'a> AuditEntry<'a> {
+    fn of(v: &'a Violation) -> Self {
+        Self {
+            policy: &v.policy,
+            rule: &v.rule,
+            path: v.path.as_str(),
+            message: &v.message,
+            controls: v.controls.compact(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +543,80 @@ mod tests {
         // 119 characters (194 bytes), which fits.
         let fits = violation("w", Mode::Warn, &"é".repeat(75), "pin it");
         assert!(decided(vec![fits]).warnings()[0].ends_with("(pin it)"));
+    }
+
+    /// Every part of an answer with what needs escaping and what does not: quotes, backslashes,
+    /// every control character, DEL, non-ASCII of every width, U+2028, in names, messages and fixes.
+    fn escapes_everywhere() -> Decision {
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        let text = format!("say \"hi\" \\ {controls} \u{7f} é 日本 🚀 \u{2028} </script>");
+        let mut vs = Vec::new();
+        for mode in [Mode::Enforce, Mode::Warn, Mode::Audit] {
+            let mut v = violation("pol\"icy\\é", mode, &text, "fix \"it\"\n");
+            v.rule = "ru\tle".into();
+            v.controls = vec![
+                crate::policy::Control { framework: "NIST".into(), id: "AC-6".into() },
+                crate::policy::Control { framework: "Own \"x\"".into(), id: "é\\1".into() },
+            ]
+            .into();
+            vs.push(v);
+        }
+        // Short enough to keep its fix as a warning.
+        vs.push(violation("w", Mode::Warn, "tab\tnew\nline \u{1} 🚀", "pin \"it\""));
+        decided(vs)
+    }
+
+    #[test]
+    fn both_writers_give_the_same_bytes() {
+        let mut decisions = vec![
+            decided(vec![]),
+            Decision::skipped("DELETE is not evaluated"),
+            decided(vec![
+                violation("e1", Mode::Enforce, "container \"web\" runs privileged", "set it to false"),
+                violation("e2", Mode::Enforce, "no fix here", ""),
+                violation("w", Mode::Warn, "tag \"latest\"\nis\tmutable \\ é 日本", "pin it"),
+                violation("a", Mode::Audit, "a \"quoted\" \\ back\u{1}slash\u{8}\u{c}", "x"),
+                violation("a2", Mode::Audit, "second", ""),
+            ]),
+            decided(vec![violation("w", Mode::Warn, "short", "fix")]),
+            decided(vec![violation("w", Mode::Warn, &"long ".repeat(30), "dropped fix")]),
+            decided(vec![violation("w", Mode::Warn, &"é".repeat(100), "dropped fix")]),
+            decided(vec![violation("a", Mode::Audit, "m", "")]),
+            unreadable(false),
+            unreadable(true),
+            Decision {
+                allowed: false,
+                outcome: Outcome::Refused("policy ConfigMap \"p\" does not load:\n\tbad".into()),
+                ..decided(vec![])
+            },
+            escapes_everywhere(),
+        ];
+        // The bounded answers: 7,000 violations in each mode, all kept or only the shown ones.
+        let s = set(vec![
+            privileged_rule("e", None, "e"),
+            privileged_rule("w", Some(Mode::Warn), "w"),
+            privileged_rule("a", Some(Mode::Audit), "a"),
+        ]);
+        let req = request("", "Pod", Operation::Create, pod(&[true; 7_000]));
+        decisions.push(evaluate(&s, &Settings::default(), &req, None));
+        decisions.push(evaluate(&s, &Settings { keep_only_shown: true, ..Settings::default() }, &req, None));
+        for d in &decisions {
+            for uid in ["705ab4f5-6393-11e8-b7cc-42010a800002", "odd \"uid\"\\\u{1} é"] {
+                let hand = String::from_utf8(d.review_json(uid)).unwrap();
+                let serde = String::from_utf8(d.review_json_serde(uid)).unwrap();
+                assert_eq!(hand, serde);
+            }
+        }
+    }
+
+    #[test]
+    fn the_answer_is_these_bytes() {
+        let d = decided(vec![
+            violation("e1", Mode::Enforce, "container \"web\" runs privileged", "set it to false"),
+            violation("w", Mode::Warn, "tag \"latest\"\nis\tmutable \\ é 日本", "pin it"),
+            violation("a", Mode::Audit, "a \"quoted\" \\ back\u{1}slash", "x"),
+        ]);
+        let expected = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":false,"status":{"code":403,"reason":"Forbidden","message":"[e1/rule] spec.containers[0].image: container \"web\" runs privileged (set it to false)"},"warnings":["[w/rule] spec.containers[0].image: tag \"latest\"\nis\tmutable \\ é 日本 (pin it)"],"auditAnnotations":{"violations":"[{\"policy\":\"a\",\"rule\":\"rule\",\"path\":\"spec.containers[0].image\",\"message\":\"a \\\"quoted\\\" \\\\ back\\u0001slash\"}]"}}}"#;
+        assert_eq!(String::from_utf8(d.review_json("u")).unwrap(), expected);
     }
 }
