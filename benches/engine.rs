@@ -97,6 +97,14 @@ fn engine(c: &mut Criterion) {
                 })
             });
         }
+
+        // Encoding alone, the decision made with the library (`-- encode_only`). At 5308325 these
+        // compared the hand-written writer with a serde-based one (BENCHMARKS.md).
+        let req = admission::review::parse(review.as_bytes()).expect("review");
+        let d = admission::evaluate(&library, &settings, &req, None);
+        c.bench_function(&format!("encode_only_{name}"), |b| {
+            b.iter(|| black_box(black_box(&d).review_json(black_box(&req.uid))))
+        });
     }
 }
 

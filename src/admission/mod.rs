@@ -6,6 +6,7 @@
 pub mod decision;
 pub mod exemptions;
 pub mod policies;
+pub mod render;
 pub mod review;
 
 pub use decision::{Decision, OnError, Outcome, Settings, evaluate};
