@@ -188,13 +188,22 @@ impl Decision {
         if warnings > 0 {
             out.push(']');
         }
-        if self.with_mode(Mode::Audit).next().is_some() {
-            write!(out, r#","auditAnnotations":{{"{AUDIT_KEY}":""#)?;
-            self.write_audit_list_escaped(out)?;
-            out.push('"');
-            let (_, more) = self.shown(Mode::Audit);
+        // As `audit_annotations`: the list when some are kept, the count when some are not (a
+        // merge can lift every kept audit finding to enforce while others were only counted).
+        let kept = self.with_mode(Mode::Audit).next().is_some();
+        let (_, more) = self.shown(Mode::Audit);
+        if kept || more > 0 {
+            out.push_str(r#","auditAnnotations":{"#);
+            if kept {
+                write!(out, r#""{AUDIT_KEY}":""#)?;
+                self.write_audit_list_escaped(out)?;
+                out.push('"');
+            }
             if more > 0 {
-                write!(out, r#","{AUDIT_OMITTED_KEY}":"{more}""#)?;
+                if kept {
+                    out.push(',');
+                }
+                write!(out, r#""{AUDIT_OMITTED_KEY}":"{more}""#)?;
             }
             out.push('}');
         }
@@ -490,6 +499,10 @@ mod tests {
     #[case::warn_only(decided(vec![violation("w", Mode::Warn, "short", "fix")]))]
     #[case::long_warning(decided(vec![violation("w", Mode::Warn, &"long ".repeat(30), "dropped fix")]))]
     #[case::audit_only(decided(vec![violation("a", Mode::Audit, "m", "")]))]
+    #[case::audit_only_counted(Decision {
+        omitted: vec![crate::admission::decision::Omitted { policy: "a".into(), rule: "r".into(), mode: Mode::Audit, count: 10 }],
+        ..decided(vec![violation("e", Mode::Enforce, "m", "")])
+    })]
     #[case::unreadable_denied(unreadable(false))]
     #[case::unreadable_admitted(unreadable(true))]
     fn review_json_is_byte_for_byte_the_serialized_response(#[case] d: Decision) {
