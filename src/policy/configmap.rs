@@ -46,21 +46,16 @@ pub fn load_configmap_as(
                 // ConfigMap are one source, so a name used in two keys is the same mistake.
                 for p in loaded {
                     match policies.iter().find(|q| q.name == p.name) {
-                        Some(first) => errors.push(LoadError {
-                            origin: p.origin.clone(),
-                            document: Some(p.document),
-                            line: None,
-                            policy: Some(p.name.to_string()),
-                            rule: None,
-                            field: Some("metadata.name".into()),
-                            reason: format!(
+                        Some(first) => errors.push(LoadError::on_name(
+                            &p,
+                            format!(
                                 "policy `{}` is defined twice in this ConfigMap (first in {} document[{}]); \
                                  rename one",
                                 p.name,
                                 origin_key(&first.origin),
                                 first.document
                             ),
-                        }),
+                        )),
                         None => policies.push(p),
                     }
                 }

@@ -113,6 +113,19 @@ impl fmt::Display for LoadError {
 }
 
 impl LoadError {
+    /// An error on the name of compiled policy `p` (defined twice): `reason` says where else.
+    pub(crate) fn on_name(p: &super::CompiledPolicy, reason: String) -> Self {
+        Self {
+            origin: p.origin.clone(),
+            document: Some(p.document),
+            line: None,
+            policy: Some(p.name.to_string()),
+            rule: None,
+            field: Some("metadata.name".into()),
+            reason,
+        }
+    }
+
     /// `: document[i]: policy p, rule r: field: reason`, each part when known: what follows the
     /// source and line wherever an error is shown.
     pub fn write_place(&self, f: &mut impl fmt::Write) -> fmt::Result {

@@ -344,18 +344,13 @@ impl PolicySet {
         for source in sources {
             for p in source {
                 if let Some(first) = policies.iter().find(|q| q.name == p.name) {
-                    errors.push(LoadError {
-                        origin: p.origin.clone(),
-                        document: Some(p.document),
-                        line: None,
-                        policy: Some(p.name.to_string()),
-                        rule: None,
-                        field: Some("metadata.name".into()),
-                        reason: format!(
+                    errors.push(LoadError::on_name(
+                        &p,
+                        format!(
                             "policy `{}` is already defined by {}; this definition is ignored",
                             p.name, first.origin
                         ),
-                    });
+                    ));
                 } else {
                     policies.push(p);
                 }
