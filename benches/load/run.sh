@@ -5,7 +5,8 @@
 # policy set, and the floor: a minimal axum + rustls server that decodes the review and allows
 # it (benches/floor.rs), what any Rust webhook pays for HTTP, TLS and decoding. For each review (a compliant and a violating pod,
 # ~6.6 KB of compact JSON each) and each server it measures the maximum throughput
-# (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds, and reads
+# (-c $CONNECTIONS) and the latency at a fixed $RATE req/s, $ROUNDS rounds (the latency
+# percentiles taken over every request of every round, from oha's per-request CSV), and reads
 # VmRSS/VmHWM idle and after the load (VmHWM is the kernel's own record of the peak, so nothing
 # samples memory during the runs: a sampler would fork processes while latency is measured).
 # Around each maximum-throughput run it also reads the CPU time the server (user and system)
@@ -75,8 +76,16 @@ start_server() { # $1: name, $2: extra flags (or `floor`)
 }
 
 oha_json() { # $1: server, $2: review, rest: oha flags; prints oha's JSON summary
-  local server=$1 review=$2; shift 2
-  "$OHA" --no-tui --output-format json -m POST -H 'content-type: application/json' \
+  oha_as json "$@"
+}
+
+oha_csv() { # $1: server, $2: review, rest: oha flags; prints one CSV line per request
+  oha_as csv "$@"
+}
+
+oha_as() { # $1: output format, $2: server, $3: review, rest: oha flags
+  local format=$1 server=$2 review=$3; shift 3
+  "$OHA" --no-tui --output-format "$format" -m POST -H 'content-type: application/json' \
     -D "$work/$review.json" --cacert "$work/ca-$server.pem" "$@" "${URL[$server]}/validate"
 }
 
@@ -87,6 +96,8 @@ summarize() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# The $1 quantile (0.99: p99) of durations in seconds, one per line, in ms (nearest rank).
+percentile() { sort -g | awk -v q="$1" '{ v[NR] = $1 } END { i = int(NR * q + 0.999999); if (i < 1) i = 1; printf "%.3f\n", v[i] * 1000 }'; }
 
 # CPU time of a process in clock ticks: user and system (fields 14 and 15 of /proc/PID/stat).
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
@@ -121,24 +132,31 @@ for round in $(seq "$ROUNDS"); do
       echo "$rps" >> "$work/max-rps-$set-$review"
       [ "$ok" = true ] || all_ok=false
     done
-    # The latency runs come after all the maximum-throughput ones, each after the same 1 s
-    # warm-up, with a pause before them: a maximum run leaves podguard's log writer a backlog
-    # of decision lines to write, which would otherwise land in the next latency run. The order
-    # of the three alternates round by round, so that no server is always measured first.
+    # The latency runs come after all the maximum-throughput ones, with a pause before them: a
+    # maximum run leaves podguard's log writer a backlog of decision lines to write, which would
+    # otherwise land in the next latency run. Each is preceded by a 1 s warm-up at the same rate
+    # (connections open, caches as they are at that rate, no backlog of its own). The order of
+    # the three alternates round by round, so that no server is always measured first.
     sleep 2
     order="floor library empty"
     [ $((round % 2)) -eq 0 ] && order="empty library floor"
     for set in $order; do
-      oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
+      oha_csv "$set" "$review" -z 1s -q "$RATE" -c 16 > /dev/null # warm-up
       sleep 0.5
-      oha_json "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.json"
-      read -r rps p50 p99 ok < <(summarize "$work/rate-$set-$review-$round.json")
-      echo "$p50" >> "$work/rate-p50-$set-$review"
-      echo "$p99" >> "$work/rate-p99-$set-$review"
-      [ "$ok" = true ] || all_ok=false
+      read -r u0 s0 < <(cpu_ticks "${PID[$set]}")
+      oha_csv "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.csv"
+      read -r u1 s1 < <(cpu_ticks "${PID[$set]}")
+      n=$(($(wc -l < "$work/rate-$set-$review-$round.csv") - 1))
+      awk -v n="$n" -v t="$TICK_US" -v c="$((u1 - u0 + s1 - s0))" 'BEGIN { printf "%.1f\n", c * t / n }' \
+        >> "$work/ratecpu-$set-$review"
+      # Every request's duration, kept for the percentiles over all rounds.
+      awk -F, -v all="$work/all-$set-$review" -v ok="$work/not-200" \
+        'NR > 1 { print $5 >> all; if ($7 != 200) print >> ok }' "$work/rate-$set-$review-$round.csv"
+      cut -d, -f5 "$work/rate-$set-$review-$round.csv" | tail -n +2 | percentile 0.50 >> "$work/rate-p50-$set-$review"
+      cut -d, -f5 "$work/rate-$set-$review-$round.csv" | tail -n +2 | percentile 0.99 >> "$work/rate-p99-$set-$review"
     done
-    lib_p99=$(jq '.latencyPercentiles.p99' "$work/rate-library-$review-$round.json")
-    fl_p99=$(jq '.latencyPercentiles.p99' "$work/rate-floor-$review-$round.json")
+    lib_p99=$(tail -1 "$work/rate-p99-library-$review")
+    fl_p99=$(tail -1 "$work/rate-p99-floor-$review")
     awk -v l="$lib_p99" -v f="$fl_p99" 'BEGIN { printf "%.3f\n", l / f }' >> "$work/p99-ratio-$review"
     # The two sets measured back to back in this round: their ratio is steadier than the ratio
     # of two medians when the machine's other load comes and goes.
@@ -148,9 +166,16 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+[ -s "$work/not-200" ] && all_ok=false
+# Percentiles of every request of every round (ROUNDS x SECONDS_EACH x RATE of them per figure):
+# one round's p99 rests on its slowest 1 %, a few dozen requests, and moves with whatever else
+# the machine did in those seconds; over all rounds the bursts of noise weigh on each server
+# alike, since the rounds alternate.
+pooled() { percentile "$1" < "$work/all-$2-$3"; } # $1: quantile, $2: server, $3: review
+
 echo
 echo "oha $("$OHA" --version | awk '{print $2}'), $(nproc) cores shared by server and load generator," \
-  "$ROUNDS rounds of ${SECONDS_EACH}s per figure (median shown); max: -c $CONNECTIONS; latency: -q $RATE -c 16;" \
+  "$ROUNDS rounds of ${SECONDS_EACH}s per figure; max: -c $CONNECTIONS; latency: -q $RATE -c 16;" \
   "every answer HTTP 200: $all_ok"
 echo
 echo "| policy set | review (answer) | max req/s | p50 ms at $RATE req/s | p99 ms at $RATE req/s |"
@@ -160,13 +185,32 @@ for review in compliant violating; do
     policies=$(curl -s "${METRICS[$set]}/policies" | jq '.policies | length')
     allowed=$(curl -s --cacert "$work/ca-$set.pem" -H 'content-type: application/json' \
       --data-binary "@$work/$review.json" "${URL[$set]}/validate" | jq -r '.response.allowed')
-    printf '| %s (%s policies) | %s (allowed: %s) | %.0f | %.3f | %.3f |\n' "$set" "$policies" "$review" "$allowed" \
-      "$(median < "$work/max-rps-$set-$review")" "$(median < "$work/rate-p50-$set-$review")" \
-      "$(median < "$work/rate-p99-$set-$review")"
+    printf '| %s (%s policies) | %s (allowed: %s) | %.0f | %s | %s |\n' "$set" "$policies" "$review" "$allowed" \
+      "$(median < "$work/max-rps-$set-$review")" "$(pooled 0.50 "$set" "$review")" "$(pooled 0.99 "$set" "$review")"
   done
 done
 for review in compliant violating; do
-  printf '| floor (decode, allow) | %s | | | %.3f |\n' "$review" "$(median < "$work/rate-p99-floor-$review")"
+  printf '| floor (decode, allow) | %s | | %s | %s |\n' "$review" "$(pooled 0.50 floor "$review")" "$(pooled 0.99 floor "$review")"
+done
+echo
+echo "Latency percentiles over all $ROUNDS rounds' requests; max req/s the median of rounds."
+echo
+for review in compliant violating; do
+  echo "- $review: library / floor p99 at $RATE req/s over all rounds' requests:" \
+    "**$(awk -v l="$(pooled 0.99 library "$review")" -v f="$(pooled 0.99 floor "$review")" 'BEGIN { printf "%.3f", l / f }')**" \
+    "(p50 $(awk -v l="$(pooled 0.50 library "$review")" -v f="$(pooled 0.50 floor "$review")" 'BEGIN { printf "%.3f", l / f }'); target ≤ 1.25)"
+done
+echo
+echo "Round by round (each round's own percentiles, median of rounds):"
+echo
+echo "| server | review | p50 ms | p99 ms | server CPU µs per request | p99 of each round |"
+echo "|---|---|---:|---:|---:|---|"
+for review in compliant violating; do
+  for set in library empty floor; do
+    echo "| $set | $review | $(median < "$work/rate-p50-$set-$review") | $(median < "$work/rate-p99-$set-$review") |" \
+      "$(median < "$work/ratecpu-$set-$review") |" \
+      "$(tr '\n' ' ' < "$work/rate-p99-$set-$review" | sed 's/ $//') |"
+  done
 done
 echo
 for review in compliant violating; do
