@@ -75,15 +75,8 @@ start_server() { # $1: name, $2: extra flags (or `floor`)
   echo "server $1 did not become ready:" >&2; cat "$work/server-$1.log" >&2; exit 1
 }
 
-oha_json() { # $1: server, $2: review, rest: oha flags; prints oha's JSON summary
-  oha_as json "$@"
-}
-
-oha_csv() { # $1: server, $2: review, rest: oha flags; prints one CSV line per request
-  oha_as csv "$@"
-}
-
-oha_as() { # $1: output format, $2: server, $3: review, rest: oha flags
+# $1: json (a summary) or csv (a line per request), $2: server, $3: review, rest: oha flags.
+oha_run() {
   local format=$1 server=$2 review=$3; shift 3
   "$OHA" --no-tui --output-format "$format" -m POST -H 'content-type: application/json' \
     -D "$work/$review.json" --cacert "$work/ca-$server.pem" "$@" "${URL[$server]}/validate"
@@ -118,11 +111,11 @@ all_ok=true
 for round in $(seq "$ROUNDS"); do
   for review in compliant violating; do
     for set in library empty; do
-      oha_json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
+      oha_run json "$set" "$review" -z 1s -c "$CONNECTIONS" > /dev/null # warm-up
       # CPU time per request of the server (user, system) and of oha, around the maximum
       # throughput run: where a denial's extra cost goes, and steadier than req/s.
       read -r u0 s0 < <(cpu_ticks "${PID[$set]}")
-      { time oha_json "$set" "$review" -z "${SECONDS_EACH}s" -c "$CONNECTIONS" > "$work/max-$set-$review-$round.json"; } 2> "$work/oha-time"
+      { time oha_run json "$set" "$review" -z "${SECONDS_EACH}s" -c "$CONNECTIONS" > "$work/max-$set-$review-$round.json"; } 2> "$work/oha-time"
       read -r u1 s1 < <(cpu_ticks "${PID[$set]}")
       read -r ou os < "$work/oha-time"
       n=$(jq '[.statusCodeDistribution[]] | add' "$work/max-$set-$review-$round.json")
@@ -141,19 +134,20 @@ for round in $(seq "$ROUNDS"); do
     order="floor library empty"
     [ $((round % 2)) -eq 0 ] && order="empty library floor"
     for set in $order; do
-      oha_csv "$set" "$review" -z 1s -q "$RATE" -c 16 > /dev/null # warm-up
+      oha_run csv "$set" "$review" -z 1s -q "$RATE" -c 16 > /dev/null # warm-up
       sleep 0.5
       read -r u0 s0 < <(cpu_ticks "${PID[$set]}")
-      oha_csv "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.csv"
+      oha_run csv "$set" "$review" -z "${SECONDS_EACH}s" -q "$RATE" -c 16 > "$work/rate-$set-$review-$round.csv"
       read -r u1 s1 < <(cpu_ticks "${PID[$set]}")
-      n=$(($(wc -l < "$work/rate-$set-$review-$round.csv") - 1))
+      # This round's durations (seconds), kept too for the percentiles over all rounds.
+      awk -F, -v ok="$work/not-200" 'NR > 1 { print $5; if ($7 != 200) print >> ok }' \
+        "$work/rate-$set-$review-$round.csv" > "$work/durations"
+      cat "$work/durations" >> "$work/all-$set-$review"
+      n=$(wc -l < "$work/durations")
       awk -v n="$n" -v t="$TICK_US" -v c="$((u1 - u0 + s1 - s0))" 'BEGIN { printf "%.1f\n", c * t / n }' \
         >> "$work/ratecpu-$set-$review"
-      # Every request's duration, kept for the percentiles over all rounds.
-      awk -F, -v all="$work/all-$set-$review" -v ok="$work/not-200" \
-        'NR > 1 { print $5 >> all; if ($7 != 200) print >> ok }' "$work/rate-$set-$review-$round.csv"
-      cut -d, -f5 "$work/rate-$set-$review-$round.csv" | tail -n +2 | percentile 0.50 >> "$work/rate-p50-$set-$review"
-      cut -d, -f5 "$work/rate-$set-$review-$round.csv" | tail -n +2 | percentile 0.99 >> "$work/rate-p99-$set-$review"
+      percentile 0.50 < "$work/durations" >> "$work/rate-p50-$set-$review"
+      percentile 0.99 < "$work/durations" >> "$work/rate-p99-$set-$review"
     done
     lib_p99=$(tail -1 "$work/rate-p99-library-$review")
     fl_p99=$(tail -1 "$work/rate-p99-floor-$review")
@@ -171,7 +165,13 @@ done
 # one round's p99 rests on its slowest 1 %, a few dozen requests, and moves with whatever else
 # the machine did in those seconds; over all rounds the bursts of noise weigh on each server
 # alike, since the rounds alternate.
-pooled() { percentile "$1" < "$work/all-$2-$3"; } # $1: quantile, $2: server, $3: review
+declare -A P50 P99
+for review in compliant violating; do
+  for set in library empty floor; do
+    P50[$set-$review]=$(percentile 0.50 < "$work/all-$set-$review")
+    P99[$set-$review]=$(percentile 0.99 < "$work/all-$set-$review")
+  done
+done
 
 echo
 echo "oha $("$OHA" --version | awk '{print $2}'), $(nproc) cores shared by server and load generator," \
@@ -186,19 +186,19 @@ for review in compliant violating; do
     allowed=$(curl -s --cacert "$work/ca-$set.pem" -H 'content-type: application/json' \
       --data-binary "@$work/$review.json" "${URL[$set]}/validate" | jq -r '.response.allowed')
     printf '| %s (%s policies) | %s (allowed: %s) | %.0f | %s | %s |\n' "$set" "$policies" "$review" "$allowed" \
-      "$(median < "$work/max-rps-$set-$review")" "$(pooled 0.50 "$set" "$review")" "$(pooled 0.99 "$set" "$review")"
+      "$(median < "$work/max-rps-$set-$review")" "${P50[$set-$review]}" "${P99[$set-$review]}"
   done
 done
 for review in compliant violating; do
-  printf '| floor (decode, allow) | %s | | %s | %s |\n' "$review" "$(pooled 0.50 floor "$review")" "$(pooled 0.99 floor "$review")"
+  printf '| floor (decode, allow) | %s | | %s | %s |\n' "$review" "${P50[floor-$review]}" "${P99[floor-$review]}"
 done
 echo
 echo "Latency percentiles over all $ROUNDS rounds' requests; max req/s the median of rounds."
 echo
 for review in compliant violating; do
   echo "- $review: library / floor p99 at $RATE req/s over all rounds' requests:" \
-    "**$(awk -v l="$(pooled 0.99 library "$review")" -v f="$(pooled 0.99 floor "$review")" 'BEGIN { printf "%.3f", l / f }')**" \
-    "(p50 $(awk -v l="$(pooled 0.50 library "$review")" -v f="$(pooled 0.50 floor "$review")" 'BEGIN { printf "%.3f", l / f }'); target ≤ 1.25)"
+    "**$(awk -v l="${P99[library-$review]}" -v f="${P99[floor-$review]}" 'BEGIN { printf "%.3f", l / f }')**" \
+    "(p50 $(awk -v l="${P50[library-$review]}" -v f="${P50[floor-$review]}" 'BEGIN { printf "%.3f", l / f }'); target ≤ 1.25)"
 done
 echo
 echo "Round by round (each round's own percentiles, median of rounds):"
