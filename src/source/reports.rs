@@ -105,7 +105,7 @@ pub fn start(client: kube::Client, audit: Audit, store: Arc<Store>, opts: Option
 /// Competes for the writer's Lease for the life of the process, and mirrors the outcome in
 /// [`Audit::is_writer`].
 async fn hold_lease(client: kube::Client, audit: Audit, opts: Options) {
-    let (namespace, name) = opts.lease;
+    let (namespace, name) = opts.lease.clone();
     let manager = loop {
         let built = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &name)
             .with_namespace(&namespace)
@@ -125,14 +125,34 @@ async fn hold_lease(client: kube::Client, audit: Audit, opts: Options) {
         }
     };
     let (mut state, task) = manager.watch().await;
-    while state.changed().await.is_ok() {
-        let writer = *state.borrow_and_update();
+    // The crate's flag can lag: a holder whose renewals stalled still believes it holds the
+    // Lease after another replica took it over (an e2e run saw both replicas report `writer`).
+    // What this replica reports (`/report`, the metric) is therefore the flag confirmed by
+    // the Lease itself, as for writes ([`holds_lease`]), read again every CONFIRM_EVERY:
+    // with at least a second left at each reading, two replicas never both claim the duty.
+    let mut confirm = tokio::time::interval(CONFIRM_EVERY);
+    confirm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = false;
+    loop {
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { break },
+            _ = confirm.tick() => {}
+        }
+        let claimed = *state.borrow_and_update();
+        let writer = claimed && holds_lease(&client, &opts).await;
         audit.set_writer(writer);
-        tracing::info!(identity = %opts.identity, writer, "audit writer's Lease {}", if writer { "acquired" } else { "lost" });
+        if writer != reported {
+            reported = writer;
+            tracing::info!(identity = %opts.identity, writer, "audit writer's Lease {}", if writer { "acquired" } else { "lost" });
+        }
     }
     audit.set_writer(false);
     drop(task);
 }
+
+/// How often the holder reads its Lease to confirm it still names this replica: well under the
+/// second of margin [`holds_lease`] asks for.
+const CONFIRM_EVERY: Duration = Duration::from_millis(500);
 
 /// What the writer knows of a report object it wrote, or found.
 #[derive(Debug, Clone, Copy)]
